@@ -1,0 +1,192 @@
+// Package state holds the local state stores of tasks: ordered byte
+// key-value stores with typed views over them.
+//
+// A store knows bytes and, later, its changelog; it never knows topics or
+// operators. A topology declares stores with a [Spec]; the runtime (or the
+// test driver) opens one store per task from it and hands it to the
+// processors connected to it.
+//
+// Keys are ordered bytewise. A value is never nil inside a store: putting a
+// nil value deletes the key, and [KeyValueStore.Get] returns nil for a key
+// that is absent, so an empty stored value (non-nil, zero length) is told
+// apart from an absent one.
+package state
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Store is a named state store owned by one task.
+type Store interface {
+	// Name returns the name the store was declared with.
+	Name() string
+	// Flush makes every write so far durable (a no-op in memory).
+	Flush() error
+	// Close releases the store. A closed store returns ErrClosed.
+	Close() error
+}
+
+// KeyValueStore is an ordered store of byte keys and values.
+//
+// A store is used by the goroutine of its task only, but its iterators and
+// reads may also come from queries: implementations must be safe for
+// concurrent readers alongside one writer.
+type KeyValueStore interface {
+	Store
+	// Get returns the value of key, or nil if key is absent.
+	Get(key []byte) ([]byte, error)
+	// Put sets key to value. A nil value deletes key.
+	Put(key, value []byte) error
+	// PutIfAbsent sets key to value only if key is absent. It returns the
+	// value already there, or nil if it put value.
+	PutIfAbsent(key, value []byte) ([]byte, error)
+	// Delete removes key and returns the value it had, or nil.
+	Delete(key []byte) ([]byte, error)
+	// Range iterates the keys in [from, to) in ascending order. A nil from
+	// starts at the first key; a nil to runs to the last.
+	Range(from, to []byte) (Iterator, error)
+	// ReverseRange iterates the keys in [from, to) in descending order.
+	ReverseRange(from, to []byte) (Iterator, error)
+	// PrefixScan iterates, in ascending order, the keys that start with
+	// prefix.
+	PrefixScan(prefix []byte) (Iterator, error)
+	// ApproximateCount returns an estimate of the number of keys.
+	ApproximateCount() (int64, error)
+}
+
+// Iterator walks the entries of a store in order. It must be closed.
+//
+//	it, err := kv.Range(nil, nil)
+//	if err != nil { ... }
+//	defer it.Close()
+//	for it.Next() {
+//		use(it.Key(), it.Value())
+//	}
+//	return it.Err()
+type Iterator interface {
+	// Next moves to the next entry and reports whether there is one.
+	Next() bool
+	// Key returns the current key. It is valid until the next call to Next.
+	Key() []byte
+	// Value returns the current value. It is valid until the next call to
+	// Next.
+	Value() []byte
+	// Err returns the error that stopped the iteration, if any.
+	Err() error
+	// Close releases the iterator.
+	Close() error
+}
+
+// ErrClosed is returned by a store or iterator used after Close.
+var ErrClosed = errors.New("state: store is closed")
+
+// Kind is the kind of a store.
+type Kind int
+
+const (
+	// KindKeyValue is an ordered key-value store ([KeyValueStore]).
+	KindKeyValue Kind = iota + 1
+)
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	switch k {
+	case KindKeyValue:
+		return "key-value"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Backend says where a store keeps its data.
+type Backend int
+
+const (
+	// InMemoryBackend keeps data in memory; it is rebuilt from the
+	// changelog when a task starts.
+	InMemoryBackend Backend = iota + 1
+	// PersistentBackend keeps data on local disk.
+	PersistentBackend
+)
+
+// String returns the backend's name.
+func (b Backend) String() string {
+	switch b {
+	case InMemoryBackend:
+		return "in-memory"
+	case PersistentBackend:
+		return "persistent"
+	}
+	return fmt.Sprintf("Backend(%d)", int(b))
+}
+
+// Spec declares a store: its name, kind and how it is kept. A topology holds
+// specs; the runtime opens one store per task from each.
+type Spec struct {
+	// Name is the store's name, unique within a topology. The changelog
+	// topic of a logged store is derived from it.
+	Name string
+	// Kind is the kind of store.
+	Kind Kind
+	// Backend is where the store keeps its data.
+	Backend Backend
+	// Logged says whether writes are recorded to a changelog so the store
+	// can be restored elsewhere. It is true unless turned off.
+	Logged bool
+}
+
+// Option configures a [Spec].
+type Option func(*Spec)
+
+// InMemory keeps the store in memory.
+func InMemory() Option { return func(s *Spec) { s.Backend = InMemoryBackend } }
+
+// Persistent keeps the store on local disk. It is the default.
+func Persistent() Option { return func(s *Spec) { s.Backend = PersistentBackend } }
+
+// WithoutLogging turns off the store's changelog. The store then cannot be
+// restored when its task moves to another instance.
+func WithoutLogging() Option { return func(s *Spec) { s.Logged = false } }
+
+// KeyValue declares a key-value store named name. By default it is
+// persistent and logged.
+func KeyValue(name string, opts ...Option) Spec {
+	s := Spec{Name: name, Kind: KindKeyValue, Backend: PersistentBackend, Logged: true}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// Validate reports what is wrong with the spec, naming the store.
+func (s Spec) Validate() error {
+	if s.Name == "" {
+		return errors.New("state: store has no name")
+	}
+	if !validName(s.Name) {
+		return fmt.Errorf("state: store %q: name may hold only ASCII letters, digits, '.', '_' and '-'", s.Name)
+	}
+	if s.Kind != KindKeyValue {
+		return fmt.Errorf("state: store %q: unknown kind %v", s.Name, s.Kind)
+	}
+	if s.Backend != InMemoryBackend && s.Backend != PersistentBackend {
+		return fmt.Errorf("state: store %q: unknown backend %v", s.Name, s.Backend)
+	}
+	return nil
+}
+
+// validName reports whether name can be part of a Kafka topic name.
+func validName(name string) bool {
+	if len(name) > 200 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
