@@ -65,6 +65,9 @@ type DecodeError struct {
 // Error implements error.
 func (e *DecodeError) Error() string {
 	got := fmt.Sprintf("got %d bytes", e.Got)
+	if e.Got == 1 {
+		got = "got 1 byte"
+	}
 	if e.Got < 0 {
 		got = "got null (nil bytes)"
 	}
