@@ -29,23 +29,21 @@ type Driver struct {
 	cfg     config
 	now     time.Time
 	tasks   []*topology.Task
-	byTopic map[string]*topology.Task // resolved source topic -> task; nil entry: read by none
-	offsets map[string]int64
-	// internal holds the resolved names of the internal topics, whose
-	// records are processed but not kept for reading.
-	internal map[string]bool
-
+	topics  map[string]*topic    // by resolved name
 	queue   []topology.RawRecord // records waiting to be processed
 	head    int
 	busy    bool
-	outputs map[string]*outQueue
 	skipped int64
 	closed  bool
 }
 
-type outQueue struct {
-	recs []topology.RawRecord
-	head int
+// topic is what the driver knows of one topic (of one partition).
+type topic struct {
+	task     *topology.Task // the task that reads it, or nil
+	internal bool           // records are processed, not kept for reading
+	offset   int64          // of the next record
+	out      []topology.RawRecord
+	head     int // first unread record of out
 }
 
 type config struct {
@@ -99,16 +97,10 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 		return nil, errors.New("riffletest: application id is empty")
 	}
 	d := &Driver{
-		topo:     topo,
-		cfg:      cfg,
-		now:      cfg.start,
-		byTopic:  map[string]*topology.Task{},
-		offsets:  map[string]int64{},
-		outputs:  map[string]*outQueue{},
-		internal: map[string]bool{},
-	}
-	for _, it := range topo.InternalTopics() {
-		d.internal[it.Resolve(cfg.appID)] = true
+		topo:   topo,
+		cfg:    cfg,
+		now:    cfg.start,
+		topics: map[string]*topic{},
 	}
 	for _, st := range topo.SubTopologies() {
 		t, err := topo.NewTask(topology.TaskID{Subtopology: st.ID}, (*runtime)(d))
@@ -140,39 +132,35 @@ func (r *runtime) OpenStore(_ topology.TaskID, spec state.Spec) (state.Store, er
 // queued for processing if the topology reads its topic.
 func (r *runtime) Send(rec topology.RawRecord) error {
 	d := (*Driver)(r)
+	tp := d.topic(rec.Topic)
 	rec.Partition = 0
-	rec.Offset = d.nextOffset(rec.Topic)
-	if d.taskFor(rec.Topic) != nil {
+	rec.Offset = tp.offset
+	tp.offset++
+	if tp.task != nil {
 		d.queue = append(d.queue, rec)
 	}
-	if !d.internal[rec.Topic] {
-		q := d.outputs[rec.Topic]
-		if q == nil {
-			q = &outQueue{}
-			d.outputs[rec.Topic] = q
-		}
-		q.recs = append(q.recs, rec)
+	if !tp.internal {
+		tp.out = append(tp.out, rec)
 	}
 	return nil
 }
 
-func (d *Driver) nextOffset(topic string) int64 {
-	o := d.offsets[topic]
-	d.offsets[topic] = o + 1
-	return o
-}
-
-// taskFor returns the task that reads topic, or nil.
-func (d *Driver) taskFor(topic string) *topology.Task {
-	if t, ok := d.byTopic[topic]; ok {
-		return t
+// topic returns what the driver knows of the topic named name.
+func (d *Driver) topic(name string) *topic {
+	if tp, ok := d.topics[name]; ok {
+		return tp
 	}
-	var task *topology.Task
-	if st := d.topo.SubTopologyOf(d.cfg.appID, topic); st != nil {
-		task = d.tasks[st.ID]
+	tp := &topic{}
+	if st := d.topo.SubTopologyOf(d.cfg.appID, name); st != nil {
+		tp.task = d.tasks[st.ID]
 	}
-	d.byTopic[topic] = task
-	return task
+	for _, it := range d.topo.InternalTopics() {
+		if it.Resolve(d.cfg.appID) == name {
+			tp.internal = true
+		}
+	}
+	d.topics[name] = tp
+	return tp
 }
 
 // PipeRaw processes a record given as bytes, as read from topic. Use it to
@@ -181,13 +169,15 @@ func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers 
 	if d.closed {
 		return errors.New("riffletest: driver is closed")
 	}
-	if d.taskFor(topic) == nil {
+	tp := d.topic(topic)
+	if tp.task == nil {
 		return fmt.Errorf("riffletest: no source of the topology reads topic %q", topic)
 	}
 	d.queue = append(d.queue, topology.RawRecord{
-		Topic: topic, Partition: 0, Offset: d.nextOffset(topic),
+		Topic: topic, Partition: 0, Offset: tp.offset,
 		Key: key, Value: value, Timestamp: ts, Headers: headers,
 	})
+	tp.offset++
 	return d.drain()
 }
 
@@ -202,20 +192,27 @@ func (d *Driver) drain() error {
 		d.queue, d.head = d.queue[:0], 0
 	}()
 	for d.head < len(d.queue) {
-		rec := d.queue[d.head]
-		d.queue[d.head] = topology.RawRecord{}
+		// Processed in place: records it causes are appended behind it,
+		// and a slice that grows keeps this one's array alive meanwhile.
+		rec := &d.queue[d.head]
 		d.head++
-		if err := d.process(&rec); err != nil {
+		err := d.topics[rec.Topic].task.Process(rec)
+		if err != nil {
+			err = d.handle(rec, err)
+		}
+		*rec = topology.RawRecord{}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *Driver) process(rec *topology.RawRecord) error {
-	err := d.taskFor(rec.Topic).Process(rec)
+// handle decides what a failed record does: a decode error goes to the
+// handler, anything else fails the pipe.
+func (d *Driver) handle(rec *topology.RawRecord, err error) error {
 	var de *topology.DecodeError
-	if err == nil || !errors.As(err, &de) {
+	if !errors.As(err, &de) {
 		return err
 	}
 	if herr := d.cfg.onDecodeError(de); herr != nil {
@@ -285,26 +282,26 @@ func (d *Driver) KeyValueStore(name string) (state.KeyValueStore, error) {
 // ReadRaw returns, and removes, the oldest unread record written to topic.
 // It reports false when there is none.
 func (d *Driver) ReadRaw(topic string) (topology.RawRecord, bool) {
-	q := d.outputs[topic]
-	if q == nil || q.head == len(q.recs) {
+	tp := d.topics[topic]
+	if tp == nil || tp.head == len(tp.out) {
 		return topology.RawRecord{}, false
 	}
-	rec := q.recs[q.head]
-	q.recs[q.head] = topology.RawRecord{}
-	q.head++
-	if q.head == len(q.recs) {
-		q.recs, q.head = q.recs[:0], 0
+	rec := tp.out[tp.head]
+	tp.out[tp.head] = topology.RawRecord{}
+	tp.head++
+	if tp.head == len(tp.out) {
+		tp.out, tp.head = tp.out[:0], 0
 	}
 	return rec, true
 }
 
 // Pending returns how many records written to topic are still unread.
 func (d *Driver) Pending(topic string) int {
-	q := d.outputs[topic]
-	if q == nil {
+	tp := d.topics[topic]
+	if tp == nil {
 		return 0
 	}
-	return len(q.recs) - q.head
+	return len(tp.out) - tp.head
 }
 
 // Close closes every task, its processors and its stores.
