@@ -135,6 +135,7 @@ func (r *runtime) Send(rec topology.RawRecord) error {
 	tp := d.topic(rec.Topic)
 	rec.Partition = 0
 	rec.Offset = tp.offset
+	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond) // Kafka keeps milliseconds
 	tp.offset++
 	if tp.task != nil {
 		d.queue = append(d.queue, rec)
@@ -164,7 +165,8 @@ func (d *Driver) topic(name string) *topic {
 }
 
 // PipeRaw processes a record given as bytes, as read from topic. Use it to
-// feed bytes no serde would write, such as a corrupt record.
+// feed bytes no serde would write, such as a corrupt record. As in Kafka, the
+// timestamp keeps millisecond precision.
 func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers ...topology.Header) error {
 	if d.closed {
 		return errors.New("riffletest: driver is closed")
@@ -175,7 +177,7 @@ func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers 
 	}
 	d.queue = append(d.queue, topology.RawRecord{
 		Topic: topic, Partition: 0, Offset: tp.offset,
-		Key: key, Value: value, Timestamp: ts, Headers: headers,
+		Key: key, Value: value, Timestamp: ts.Truncate(time.Millisecond), Headers: headers,
 	})
 	tp.offset++
 	return d.drain()

@@ -13,9 +13,12 @@
 // duplicate name) are collected by the Builder and reported by its Build,
 // naming the operator.
 //
-// Every operator takes options: [Named] gives its node a name (otherwise one
-// is made from its parent's name and the operator, which stays the same when
-// unrelated operators are added); [WithKeySerde] and [WithValueSerde] set
+// Every operator takes options: [Named] gives its node a name. Otherwise one
+// is made from its parent's name and the operator's kind, so adding an
+// operator elsewhere renames nothing; only among unnamed siblings of the same
+// kind off the same parent does the order of declaration decide who gets
+// "-2". Name operators whose stores and topics must outlive such edits.
+// [WithKeySerde] and [WithValueSerde] set
 // serdes where they are needed (sources, sinks, repartitions). Without one, a
 // serde is taken from upstream when the type did not change, or picked by
 // type (see serde.Default).
@@ -185,22 +188,22 @@ func FromPattern[K, V any](b *topology.Builder, pattern *regexp.Regexp, opts ...
 
 // Filter keeps the records for which pred returns true.
 func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] {
-	return s.keep("filter", func() topology.Processor[K, V, K, V] { return &filterProc[K, V]{pred: pred} }, opts)
+	return s.keep("filter", pred == nil, func() topology.Processor[K, V, K, V] { return &filterProc[K, V]{pred: pred} }, opts)
 }
 
 // FilterNot keeps the records for which pred returns false.
 func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, V] {
-	return s.keep("filternot", func() topology.Processor[K, V, K, V] { return &filterProc[K, V]{pred: pred, not: true} }, opts)
+	return s.keep("filternot", pred == nil, func() topology.Processor[K, V, K, V] { return &filterProc[K, V]{pred: pred, not: true} }, opts)
 }
 
 // Peek calls fn on each record and passes the record on unchanged.
 func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
-	return s.keep("peek", func() topology.Processor[K, V, K, V] { return &peekProc[K, V]{fn: fn} }, opts)
+	return s.keep("peek", fn == nil, func() topology.Processor[K, V, K, V] { return &peekProc[K, V]{fn: fn} }, opts)
 }
 
 // Foreach calls fn on each record. It ends the stream.
 func (s Stream[K, V]) Foreach(fn func(K, V), opts ...Option) {
-	s.keep("foreach", func() topology.Processor[K, V, K, V] { return &peekProc[K, V]{fn: fn, last: true} }, opts)
+	s.keep("foreach", fn == nil, func() topology.Processor[K, V, K, V] { return &peekProc[K, V]{fn: fn, last: true} }, opts)
 }
 
 // Print writes each record as "[label]: key, value" on a line, to standard
@@ -222,9 +225,10 @@ func (s Stream[K, V]) Print(opts ...Option) {
 }
 
 // keep adds a processor that keeps the types.
-func (s Stream[K, V]) keep(kind string, supplier func() topology.Processor[K, V, K, V], opts []Option) Stream[K, V] {
+func (s Stream[K, V]) keep(kind string, nilFn bool, supplier func() topology.Processor[K, V, K, V], opts []Option) Stream[K, V] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, kind)
+	checkFn(s.b, name, nilFn)
 	topology.AddProcessor(s.b, name, supplier, s.node)
 	out := s
 	out.node = name
@@ -306,16 +310,18 @@ func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
 func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "map")
+	checkFn(s.b, name, fn == nil)
 	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K2, V2] { return &mapProc[K, V, K2, V2]{fn: fn} }, s.node)
-	return Stream[K2, V2]{b: s.b, node: name, keys: optSerde[K2](s.b, o.keySerde, name, "key"), values: optSerde[V2](s.b, o.valueSerde, name, "value"), rekeyed: true}
+	return Stream[K2, V2]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: true}
 }
 
 // MapValues turns each value into a new one with fn and keeps the key.
 func MapValues[K, V, V2 any](s Stream[K, V], fn func(V) V2, opts ...Option) Stream[K, V2] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "mapvalues")
+	checkFn(s.b, name, fn == nil)
 	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K, V2] { return &mapValuesProc[K, V, V2]{fn: fn} }, s.node)
-	return Stream[K, V2]{b: s.b, node: name, keys: s.keys, values: optSerde[V2](s.b, o.valueSerde, name, "value"), rekeyed: s.rekeyed}
+	return Stream[K, V2]{b: s.b, node: name, keys: s.keys, values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: s.rekeyed}
 }
 
 // SelectKey sets each record's key to what fn returns. It marks the stream
@@ -323,8 +329,9 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(V) V2, opts ...Option) Stre
 func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Stream[K2, V] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "selectkey")
+	checkFn(s.b, name, fn == nil)
 	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K2, V] { return &selectKeyProc[K, V, K2]{fn: fn} }, s.node)
-	return Stream[K2, V]{b: s.b, node: name, keys: optSerde[K2](s.b, o.keySerde, name, "key"), values: s.values, rekeyed: true}
+	return Stream[K2, V]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: s.values, rekeyed: true}
 }
 
 // FlatMap turns each record into zero or more records with fn. It marks the
@@ -332,8 +339,9 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) S
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []topology.KeyValue[K2, V2], opts ...Option) Stream[K2, V2] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "flatmap")
+	checkFn(s.b, name, fn == nil)
 	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K2, V2] { return &flatMapProc[K, V, K2, V2]{fn: fn} }, s.node)
-	return Stream[K2, V2]{b: s.b, node: name, keys: optSerde[K2](s.b, o.keySerde, name, "key"), values: optSerde[V2](s.b, o.valueSerde, name, "value"), rekeyed: true}
+	return Stream[K2, V2]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: true}
 }
 
 // FlatMapValues turns each value into zero or more values with fn, each
@@ -341,8 +349,9 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []topology.KeyValue
 func FlatMapValues[K, V, V2 any](s Stream[K, V], fn func(V) []V2, opts ...Option) Stream[K, V2] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "flatmapvalues")
+	checkFn(s.b, name, fn == nil)
 	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K, V2] { return &flatMapValuesProc[K, V, V2]{fn: fn} }, s.node)
-	return Stream[K, V2]{b: s.b, node: name, keys: s.keys, values: optSerde[V2](s.b, o.valueSerde, name, "value"), rekeyed: s.rekeyed}
+	return Stream[K, V2]{b: s.b, node: name, keys: s.keys, values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: s.rekeyed}
 }
 
 // Process runs a Processor API processor on each record; the processors are
@@ -357,14 +366,25 @@ func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() topology.Processo
 			s.b.ConnectStore(st, name)
 		}
 	}
-	return Stream[K2, V2]{b: s.b, node: name, keys: optSerde[K2](s.b, o.keySerde, name, "key"), values: optSerde[V2](s.b, o.valueSerde, name, "value"), rekeyed: true}
+	return Stream[K2, V2]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: true}
 }
 
-// optSerde returns the serde option opt as a serde of T, nil if it is
-// nil; a serde of another type is recorded as an error naming the operator.
-func optSerde[T any](b *topology.Builder, opt any, name, part string) serde.Serde[T] {
-	if opt == nil {
-		return nil
+// outSerde returns the serde of an operator's output type T: the option opt
+// if given (a serde of another type is recorded as an error naming the
+// operator), else the upstream serde if T is the upstream type U, else nil,
+// to be picked by type where it is needed.
+func outSerde[T, U any](b *topology.Builder, opt any, upstream serde.Serde[U], name, part string) serde.Serde[T] {
+	if opt != nil {
+		return serdeFor[T](b, opt, nil, fmt.Sprintf("operator %q", name), part)
 	}
-	return serdeFor[T](b, opt, nil, fmt.Sprintf("operator %q", name), part)
+	s, _ := any(upstream).(serde.Serde[T])
+	return s
+}
+
+// checkFn records an error naming the operator if its function is nil, so
+// the mistake shows at Build rather than as a panic on the first record.
+func checkFn(b *topology.Builder, name string, isNil bool) {
+	if isNil {
+		b.AddError(fmt.Errorf("stream: operator %q: its function is nil", name))
+	}
 }

@@ -89,9 +89,11 @@ type node struct {
 	parents []string
 	// children are filled in by Build, in the order the children were added.
 	children []*node
-	// Source: the topics or the pattern it reads.
-	topics  []Topic
-	pattern *regexp.Regexp
+	// Source: the topics or the pattern it reads. The pattern is anchored
+	// at both ends (see matchWhole); patternText is the user's.
+	topics      []Topic
+	pattern     *regexp.Regexp
+	patternText string
 	// Sink: the topic it writes, or dynamic for a per-record chooser.
 	sinkTopic Topic
 	dynamic   bool
@@ -144,8 +146,10 @@ const maxGeneratedName = 100
 // NewName returns a name for a new node of the given kind whose first (or
 // only) parent is base: "<base>-<kind>", or "<base>-<kind>-2" and so on if
 // that is taken. Because a name derives only from the node's parent and
-// kind, adding an unrelated operator never renames existing ones. base may be
-// "" for nodes without a parent. The name is reserved until a node takes it.
+// kind, adding an operator elsewhere never renames existing ones; among
+// unnamed siblings of one kind off one parent, the first declared gets the
+// plain name. base may be "" for nodes without a parent. The name is
+// reserved until a node takes it.
 func (b *Builder) NewName(base, kind string) string {
 	name := sanitizeName(kind)
 	if base != "" {
@@ -243,7 +247,7 @@ func AddSource[K, V any](b *Builder, name string, keys serde.Serde[K], values se
 	for i, t := range topics {
 		ts[i] = Topic{Name: t}
 	}
-	addSource(b, name, keys, values, ts, nil)
+	addSource(b, name, keys, values, ts, nil, "")
 }
 
 // AddPatternSource adds a source node named name that reads every topic
@@ -253,10 +257,17 @@ func AddPatternSource[K, V any](b *Builder, name string, keys serde.Serde[K], va
 		b.AddError(fmt.Errorf("topology: source %q: pattern is nil", name))
 		return
 	}
-	addSource(b, name, keys, values, nil, pattern)
+	// A topic is read when the pattern matches its whole name: anchor it,
+	// so that alternatives are tried for a whole match too.
+	whole, err := regexp.Compile(`^(?:` + pattern.String() + `)$`)
+	if err != nil {
+		b.AddError(fmt.Errorf("topology: source %q: pattern %q: %w", name, pattern, err))
+		return
+	}
+	addSource(b, name, keys, values, nil, whole, pattern.String())
 }
 
-func addSource[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], topics []Topic, pattern *regexp.Regexp) {
+func addSource[K, V any](b *Builder, name string, keys serde.Serde[K], values serde.Serde[V], topics []Topic, pattern *regexp.Regexp, text string) {
 	if keys == nil || values == nil {
 		b.AddError(fmt.Errorf("topology: source %q: key and value serdes are required", name))
 		return
@@ -272,7 +283,7 @@ func addSource[K, V any](b *Builder, name string, keys serde.Serde[K], values se
 		}
 	}
 	n := &node{
-		name: name, kind: sourceNode, topics: topics, pattern: pattern,
+		name: name, kind: sourceNode, topics: topics, pattern: pattern, patternText: text,
 		keyOut: reflect.TypeFor[K](), valOut: reflect.TypeFor[V](),
 	}
 	n.newInstance = func() instance {
@@ -359,7 +370,7 @@ func AddRepartition[K, V any](b *Builder, name string, keys serde.Serde[K], valu
 	topic := Topic{Name: base, Internal: true}
 	sink, source := base+"-sink", base+"-source"
 	addSink(b, sink, topic, nil, keys, values, []string{parent})
-	addSource(b, source, keys, values, []Topic{topic}, nil)
+	addSource(b, source, keys, values, []Topic{topic}, nil, "")
 	b.internal = append(b.internal, InternalTopic{Topic: topic, Kind: RepartitionTopic, Partitions: partitions})
 	return source
 }

@@ -51,7 +51,7 @@ func (t *Topology) Describe() string {
 
 func describeSource(n *node) string {
 	if n.pattern != nil {
-		return "pattern: " + n.pattern.String()
+		return "pattern: " + n.patternText
 	}
 	names := make([]string, len(n.topics))
 	for i, tp := range n.topics {
@@ -106,7 +106,7 @@ func (t *Topology) Mermaid() string {
 					edges = append(edges, fmt.Sprintf("  %s[/\"%s\"/] --> %s", id("t", tp.Name), mermaidText(topicLabel(tp)), id("n", n.name)))
 				}
 				if n.pattern != nil {
-					edges = append(edges, fmt.Sprintf("  %s[/\"%s\"/] --> %s", id("p", n.pattern.String()), mermaidText("pattern: "+n.pattern.String()), id("n", n.name)))
+					edges = append(edges, fmt.Sprintf("  %s[/\"%s\"/] --> %s", id("p", n.patternText), mermaidText("pattern: "+n.patternText), id("n", n.name)))
 				}
 			case sinkNode:
 				if n.dynamic {

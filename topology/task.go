@@ -39,6 +39,7 @@ const noStreamTime = math.MinInt64
 type Task struct {
 	id      TaskID
 	appID   string
+	topo    *Topology
 	sub     *SubTopology
 	rt      Runtime
 	logger  *slog.Logger
@@ -66,6 +67,7 @@ func (t *Topology) NewTask(id TaskID, rt Runtime) (_ *Task, err error) {
 	task := &Task{
 		id:         id,
 		appID:      rt.ApplicationID(),
+		topo:       t,
 		sub:        st,
 		rt:         rt,
 		logger:     rt.Logger().With("task", id.String()),
@@ -164,8 +166,8 @@ func (t *Task) Process(rec *RawRecord) (err error) {
 
 // patternSource finds the pattern source that reads topic and remembers it.
 func (t *Task) patternSource(topic string) rawReceiver {
-	n := t.sub.sourceFor(t.appID, topic)
-	if n == nil {
+	n := t.topo.sourceFor(t.appID, topic)
+	if n == nil || n.sub != t.sub.ID {
 		return nil
 	}
 	for _, inst := range t.nodes {
@@ -184,18 +186,18 @@ func (t *Task) recoverInto(err *error) {
 	if r == nil {
 		return
 	}
-	t.hasMeta = false
 	perr, ok := r.(error)
 	if !ok {
 		perr = fmt.Errorf("%v", r)
 	}
 	if t.cur == nil {
 		*err = fmt.Errorf("topology: task %s: panic: %w", t.id, perr)
-		return
+	} else {
+		// The task's current node is the deepest one that was running.
+		*err = t.cur.wrap(perr, true)
 	}
-	// The task's current node is the deepest one that was running.
-	*err = t.cur.wrap(perr, true)
 	t.cur = nil
+	t.hasMeta = false
 }
 
 // PunctuateWallClock fires the wall-clock punctuations due at now.

@@ -30,7 +30,8 @@ type SubTopology struct {
 	Nodes []string
 	// SourceTopics are the topics its sources read, in order.
 	SourceTopics []Topic
-	// SourcePatterns are the patterns its pattern sources read.
+	// SourcePatterns are the patterns its pattern sources read, anchored to
+	// match whole topic names.
 	SourcePatterns []*regexp.Regexp
 	// SinkTopics are the fixed topics its sinks write.
 	SinkTopics []Topic
@@ -107,11 +108,9 @@ func sortErrors(errs []error) {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 }
 
-// matchWhole reports whether re matches all of s.
-func matchWhole(re *regexp.Regexp, s string) bool {
-	loc := re.FindStringIndex(s)
-	return loc != nil && loc[0] == 0 && loc[1] == len(s)
-}
+// matchWhole reports whether re, anchored at both ends when it was added,
+// matches all of s.
+func matchWhole(re *regexp.Regexp, s string) bool { return re.MatchString(s) }
 
 // group splits the nodes into sub-topologies: nodes joined by an edge or by a
 // store they share belong together.
@@ -214,18 +213,21 @@ func (t *Topology) Store(name string) (state.Spec, bool) {
 }
 
 // SubTopologyOf returns the sub-topology that reads topic (resolved with
-// appID), or nil if none does.
+// appID), or nil if none does. A source that names the topic wins over a
+// pattern that matches it, so a pattern never takes the records of an
+// internal topic meant for another sub-topology.
 func (t *Topology) SubTopologyOf(appID, topic string) *SubTopology {
-	for _, st := range t.subs {
-		if st.sourceFor(appID, topic) != nil {
-			return st
-		}
+	if n := t.sourceFor(appID, topic); n != nil {
+		return t.subs[n.sub]
 	}
 	return nil
 }
 
-func (st *SubTopology) sourceFor(appID, topic string) *node {
-	for _, n := range st.nodes {
+// sourceFor returns the source node that reads topic: the one naming it, or
+// else the first whose pattern matches it.
+func (t *Topology) sourceFor(appID, topic string) *node {
+	var byPattern *node
+	for _, n := range t.nodes {
 		if n.kind != sourceNode {
 			continue
 		}
@@ -234,9 +236,9 @@ func (st *SubTopology) sourceFor(appID, topic string) *node {
 				return n
 			}
 		}
-		if n.pattern != nil && matchWhole(n.pattern, topic) {
-			return n
+		if byPattern == nil && n.pattern != nil && matchWhole(n.pattern, topic) {
+			byPattern = n
 		}
 	}
-	return nil
+	return byPattern
 }
