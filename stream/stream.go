@@ -35,6 +35,7 @@ import (
 	"os"
 	"regexp"
 
+	"github.com/riffle-streams/riffle/internal/dsl"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/topology"
 )
@@ -115,28 +116,9 @@ func (o *options) nameFor(b *topology.Builder, parent, kind string) string {
 	return b.NewName(parent, kind)
 }
 
-// serdeFor returns the serde for T: the option's if given (it must be a
-// serde of T), else known if not nil, else serde.Default[T]. It records an
-// error naming the operator and returns nil if there is none.
+// serdeFor returns the serde for T by the DSL's rules (see dsl.SerdeFor).
 func serdeFor[T any](b *topology.Builder, opt any, known serde.Serde[T], op, part string) serde.Serde[T] {
-	if opt != nil {
-		s, ok := opt.(serde.Serde[T])
-		if !ok {
-			var zero T
-			b.AddError(fmt.Errorf("stream: %s: the %s serde %v does not encode %T", op, part, opt, zero))
-			return nil
-		}
-		return s
-	}
-	if known != nil {
-		return known
-	}
-	s, err := serde.Default[T]()
-	if err != nil {
-		b.AddError(fmt.Errorf("stream: %s: no %s serde: %w", op, part, err))
-		return nil
-	}
-	return s
+	return dsl.SerdeFor(b, "stream", opt, known, op, part)
 }
 
 // From returns the stream of the records of topic.
@@ -361,30 +343,16 @@ func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() topology.Processo
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "process")
 	topology.AddProcessor(s.b, name, supplier, s.node)
-	if len(o.stores) > 0 {
-		for _, st := range o.stores {
-			s.b.ConnectStore(st, name)
-		}
+	for _, st := range o.stores {
+		s.b.ConnectStore(st, name)
 	}
 	return Stream[K2, V2]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: true}
 }
 
-// outSerde returns the serde of an operator's output type T: the option opt
-// if given (a serde of another type is recorded as an error naming the
-// operator), else the upstream serde if T is the upstream type U, else nil,
-// to be picked by type where it is needed.
+// outSerde returns the serde of an operator's output (see dsl.OutSerde).
 func outSerde[T, U any](b *topology.Builder, opt any, upstream serde.Serde[U], name, part string) serde.Serde[T] {
-	if opt != nil {
-		return serdeFor[T](b, opt, nil, fmt.Sprintf("operator %q", name), part)
-	}
-	s, _ := any(upstream).(serde.Serde[T])
-	return s
+	return dsl.OutSerde[T](b, "stream", opt, upstream, name, part)
 }
 
-// checkFn records an error naming the operator if its function is nil, so
-// the mistake shows at Build rather than as a panic on the first record.
-func checkFn(b *topology.Builder, name string, isNil bool) {
-	if isNil {
-		b.AddError(fmt.Errorf("stream: operator %q: its function is nil", name))
-	}
-}
+// checkFn records an error if an operator's function is nil.
+func checkFn(b *topology.Builder, name string, isNil bool) { dsl.CheckFn(b, "stream", name, isNil) }
