@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -69,4 +70,55 @@ func ExampleTyped() {
 	// not 1
 	// or 1
 	// to 2
+}
+
+func ExampleNewEnv() {
+	dir, err := os.MkdirTemp("", "riffle-state-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	// One Env per process; every store of every task opens through it.
+	env, err := state.NewEnv(dir, state.WithMemoryBudget(32<<20))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer env.Close()
+
+	spec := state.KeyValue("counts") // persistent by default
+	kv, err := env.OpenKeyValue("word-count", "0_3", spec)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := kv.Put([]byte("riffle"), []byte("1")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The changelog holds the write up to offset 41: record it with the data.
+	if err := kv.(state.Restorable).Checkpoint(41); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := kv.Close(); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// Later, or in the next run of the process: the store is still there.
+	kv, err = env.OpenKeyValue("word-count", "0_3", spec)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer kv.Close()
+	v, _ := kv.Get([]byte("riffle"))
+	offset, ok, _ := kv.(state.Restorable).AppliedOffset()
+	fmt.Printf("riffle=%s\napplied offset: %d (%t)\n", v, offset, ok)
+	// Output:
+	// riffle=1
+	// applied offset: 41 (true)
 }

@@ -35,6 +35,8 @@ func (iteratorClosed) Error() string        { return "iterator is closed" }
 func (iteratorClosed) Is(target error) bool { return target == ErrClosed }
 
 // NewInMemoryKeyValue returns an empty in-memory key-value store named name.
+// It also implements [Restorable]: its applied changelog offset is kept in
+// memory with the data and is lost with it.
 //
 // Its keys are sorted bytewise, as in a persistent store, in a B-tree: Get,
 // Put and Delete take O(log n) time, and ApproximateCount is exact.
@@ -55,15 +57,21 @@ func NewInMemoryKeyValue(name string) KeyValueStore {
 	return &memStore{name: name}
 }
 
-var _ KeyValueStore = (*memStore)(nil)
+var (
+	_ KeyValueStore = (*memStore)(nil)
+	_ Restorable    = (*memStore)(nil)
+)
 
-// memStore is the in-memory KeyValueStore. mu guards closed and the tree;
-// iterators read their snapshots without it (see btree).
+// memStore is the in-memory KeyValueStore. mu guards closed, the tree and
+// the applied offset; iterators read their snapshots without it (see
+// btree).
 type memStore struct {
-	name   string
-	mu     sync.RWMutex
-	closed bool
-	tree   btree
+	name      string
+	mu        sync.RWMutex
+	closed    bool
+	tree      btree
+	applied   int64 // the applied changelog offset, if hasOffset
+	hasOffset bool
 }
 
 func (s *memStore) fail(op string, err error) error {
@@ -163,6 +171,59 @@ func (s *memStore) remove(op string, key []byte) ([]byte, error) {
 		return nil, s.fail(op, ErrClosed)
 	}
 	return s.tree.delete(key), nil
+}
+
+// AppliedOffset returns the changelog offset last recorded by Restore or
+// Checkpoint.
+func (s *memStore) AppliedOffset() (int64, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, false, s.fail("applied offset", ErrClosed)
+	}
+	return s.applied, s.hasOffset, nil
+}
+
+// Restore applies records and records lastOffset, all under the write lock:
+// readers see the store either before or after all of it.
+func (s *memStore) Restore(records []ChangelogRecord, lastOffset int64) error {
+	// Copy outside the lock, and refuse a nil key before changing anything.
+	owned := make([]item, len(records))
+	for i, r := range records {
+		if r.Key == nil {
+			return s.fail("restore", ErrNilKey)
+		}
+		if r.Value == nil {
+			owned[i] = item{key: r.Key} // a deletion; the key is only looked up
+			continue
+		}
+		owned[i].key, owned[i].value = own(r.Key, r.Value)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.fail("restore", ErrClosed)
+	}
+	for _, x := range owned {
+		if x.value == nil {
+			s.tree.delete(x.key)
+		} else {
+			s.tree.put(x.key, x.value)
+		}
+	}
+	s.applied, s.hasOffset = lastOffset, true
+	return nil
+}
+
+// Checkpoint records offset as applied. There is nothing to make durable.
+func (s *memStore) Checkpoint(offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.fail("checkpoint", ErrClosed)
+	}
+	s.applied, s.hasOffset = offset, true
+	return nil
 }
 
 func (s *memStore) Range(from, to []byte) (Iterator, error) {
