@@ -133,6 +133,10 @@ type Spec struct {
 	// Logged says whether writes are recorded to a changelog so the store
 	// can be restored elsewhere. It is true unless turned off.
 	Logged bool
+	// Cached says whether a record cache sits in front of the store when
+	// the runtime has a cache budget (see CachingStore). It is true unless
+	// turned off.
+	Cached bool
 }
 
 // Option configures a [Spec].
@@ -148,10 +152,14 @@ func Persistent() Option { return func(s *Spec) { s.Backend = PersistentBackend 
 // restored when its task moves to another instance.
 func WithoutLogging() Option { return func(s *Spec) { s.Logged = false } }
 
+// WithoutCaching keeps the store from having a record cache: every update
+// is written, logged and forwarded as it is made.
+func WithoutCaching() Option { return func(s *Spec) { s.Cached = false } }
+
 // KeyValue declares a key-value store named name. By default it is
-// persistent and logged.
+// persistent, logged and cached.
 func KeyValue(name string, opts ...Option) Spec {
-	s := Spec{Name: name, Kind: KindKeyValue, Backend: PersistentBackend, Logged: true}
+	s := Spec{Name: name, Kind: KindKeyValue, Backend: PersistentBackend, Logged: true, Cached: true}
 	for _, o := range opts {
 		o(&s)
 	}

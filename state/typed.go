@@ -14,7 +14,14 @@ import (
 // order for strings and non-negative big-endian integers, but not for
 // negative integers, floats or JSON.
 type TypedKeyValue[K, V any] struct {
-	store  KeyValueStore
+	TypedReader[K, V]
+	w KeyValueStore
+}
+
+// TypedReader is the reading half of a TypedKeyValue, over a store that may
+// be read-only: Get, Range and All.
+type TypedReader[K, V any] struct {
+	store  ReadOnlyKeyValueStore
 	keys   serde.Serde[K]
 	values serde.Serde[V]
 }
@@ -22,19 +29,25 @@ type TypedKeyValue[K, V any] struct {
 // Typed returns a view of store that encodes keys with keys and values with
 // values.
 func Typed[K, V any](store KeyValueStore, keys serde.Serde[K], values serde.Serde[V]) *TypedKeyValue[K, V] {
-	return &TypedKeyValue[K, V]{store: store, keys: keys, values: values}
+	return &TypedKeyValue[K, V]{TypedReader: TypedReader[K, V]{store: store, keys: keys, values: values}, w: store}
+}
+
+// TypedRead returns a view of store that only reads, decoding keys with keys
+// and values with values.
+func TypedRead[K, V any](store ReadOnlyKeyValueStore, keys serde.Serde[K], values serde.Serde[V]) *TypedReader[K, V] {
+	return &TypedReader[K, V]{store: store, keys: keys, values: values}
 }
 
 // Store returns the byte store under the view.
-func (kv *TypedKeyValue[K, V]) Store() KeyValueStore { return kv.store }
+func (kv *TypedKeyValue[K, V]) Store() KeyValueStore { return kv.w }
 
-func (kv *TypedKeyValue[K, V]) fail(op, what string, err error) error {
+func (kv *TypedReader[K, V]) fail(op, what string, err error) error {
 	return &storeError{store: kv.store.Name(), op: op, err: fmt.Errorf("%s: %w", what, err)}
 }
 
 // Get returns the value of k and true, or V's zero value and false if k is
 // absent.
-func (kv *TypedKeyValue[K, V]) Get(k K) (V, bool, error) {
+func (kv *TypedReader[K, V]) Get(k K) (V, bool, error) {
 	var zero V
 	key, err := kv.keys.Encode(k)
 	if err != nil {
@@ -57,7 +70,7 @@ func (kv *TypedKeyValue[K, V]) Put(k K, v V) error {
 	if err != nil {
 		return err
 	}
-	return kv.store.Put(key, value)
+	return kv.w.Put(key, value)
 }
 
 // PutIfAbsent sets k to v only if k is absent. If k is present it returns
@@ -69,7 +82,7 @@ func (kv *TypedKeyValue[K, V]) PutIfAbsent(k K, v V) (V, bool, error) {
 	if err != nil {
 		return zero, false, err
 	}
-	old, err := kv.store.PutIfAbsent(key, value)
+	old, err := kv.w.PutIfAbsent(key, value)
 	if err != nil || old == nil {
 		return zero, false, err
 	}
@@ -86,7 +99,7 @@ func (kv *TypedKeyValue[K, V]) Delete(k K) error {
 	if err != nil {
 		return kv.fail("delete", "encode key", err)
 	}
-	_, err = kv.store.Delete(key)
+	_, err = kv.w.Delete(key)
 	return err
 }
 
@@ -104,7 +117,7 @@ func (kv *TypedKeyValue[K, V]) encode(op string, k K, v V) ([]byte, []byte, erro
 
 // Range iterates, in ascending order, the entries whose encoded keys are in
 // [encoded from, encoded to). A bound that encodes to nil bytes is open.
-func (kv *TypedKeyValue[K, V]) Range(from, to K) (*TypedIterator[K, V], error) {
+func (kv *TypedReader[K, V]) Range(from, to K) (*TypedIterator[K, V], error) {
 	lo, err := kv.keys.Encode(from)
 	if err != nil {
 		return nil, kv.fail("range", "encode from", err)
@@ -121,7 +134,7 @@ func (kv *TypedKeyValue[K, V]) Range(from, to K) (*TypedIterator[K, V], error) {
 }
 
 // All iterates every entry in ascending order of encoded keys.
-func (kv *TypedKeyValue[K, V]) All() (*TypedIterator[K, V], error) {
+func (kv *TypedReader[K, V]) All() (*TypedIterator[K, V], error) {
 	it, err := kv.store.Range(nil, nil)
 	if err != nil {
 		return nil, err
@@ -129,11 +142,11 @@ func (kv *TypedKeyValue[K, V]) All() (*TypedIterator[K, V], error) {
 	return &TypedIterator[K, V]{kv: kv, it: it}, nil
 }
 
-// TypedIterator walks the entries of a [TypedKeyValue], decoding each. It
+// TypedIterator walks the entries of a [TypedReader], decoding each. It
 // must be closed. An entry that does not decode ends the iteration, and Err
 // reports why.
 type TypedIterator[K, V any] struct {
-	kv    *TypedKeyValue[K, V]
+	kv    *TypedReader[K, V]
 	it    Iterator
 	key   K
 	value V
