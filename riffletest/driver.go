@@ -11,12 +11,20 @@
 // sub-topology runs as one task. A record written to a topic that the
 // topology reads (such as a repartition topic) is processed right after the
 // record that caused it, in the order written.
+//
+// Stores are opened as declared: persistent ones on Pebble in a temporary
+// directory removed by Close, in-memory ones in memory; [WithBackend] runs
+// every store on one backend, so a test can check both. Every write to a
+// logged store is recorded in its changelog topic,
+// "<application id>-<store>-changelog", which tests read like any output
+// topic.
 package riffletest
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/riffle-streams/riffle/state"
@@ -25,23 +33,28 @@ import (
 
 // Driver runs a topology in-process. It is not safe for concurrent use.
 type Driver struct {
-	topo    *topology.Topology
-	cfg     config
-	now     time.Time
-	tasks   []*topology.Task
-	topics  map[string]*topic    // by resolved name
-	queue   []topology.RawRecord // records waiting to be processed
-	head    int
-	busy    bool
-	skipped int64
-	closed  bool
+	topo          *topology.Topology
+	cfg           config
+	now           time.Time
+	tasks         []*topology.Task
+	topics        map[string]*topic // by resolved name
+	env           *state.Env
+	tmpDir        string                 // removed by Close
+	globals       map[string]state.Store // by store name
+	cache         *state.CacheBudget     // nil: no caching
+	queue         []topology.RawRecord   // records waiting to be processed
+	head          int
+	busy          bool
+	skippedDecode int64 // records skipped before reaching a task's processors
+	closed        bool
 }
 
 // topic is what the driver knows of one topic (of one partition).
 type topic struct {
-	task     *topology.Task // the task that reads it, or nil
-	internal bool           // records are processed, not kept for reading
-	offset   int64          // of the next record
+	task     *topology.Task   // the task that reads it, or nil
+	global   state.Restorable // the global store that copies it, or nil
+	internal bool             // records are processed, not kept for reading
+	offset   int64            // of the next record
 	out      []topology.RawRecord
 	head     int // first unread record of out
 }
@@ -51,6 +64,9 @@ type config struct {
 	start         time.Time
 	logger        *slog.Logger
 	onDecodeError func(*topology.DecodeError) error
+	backend       state.Backend
+	stateDir      string
+	cacheBytes    int64
 }
 
 // Option configures a Driver.
@@ -78,6 +94,21 @@ func WithDecodeErrorHandler(h func(*topology.DecodeError) error) Option {
 	return func(c *config) { c.onDecodeError = h }
 }
 
+// WithBackend opens every store of the topology on backend
+// (state.InMemoryBackend or state.PersistentBackend), whatever it declares.
+func WithBackend(b state.Backend) Option { return func(c *config) { c.backend = b } }
+
+// WithCaching puts a record cache of up to bytes in front of every store
+// that allows one (state.Spec.Cached). Cached updates reach the store, its
+// changelog and downstream only at Commit (or when the cache is full), one
+// per key: fewer intermediate updates, the same final results. By default
+// the driver has no cache, so tests see every update.
+func WithCaching(bytes int64) Option { return func(c *config) { c.cacheBytes = bytes } }
+
+// WithStateDir keeps persistent stores under dir, which Close leaves in
+// place, instead of in a temporary directory.
+func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
 // New starts a driver for topo: it creates a task for every sub-topology and
 // initializes its processors.
 func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
@@ -97,10 +128,36 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 		return nil, errors.New("riffletest: application id is empty")
 	}
 	d := &Driver{
-		topo:   topo,
-		cfg:    cfg,
-		now:    cfg.start,
-		topics: map[string]*topic{},
+		topo:    topo,
+		cfg:     cfg,
+		now:     cfg.start,
+		topics:  map[string]*topic{},
+		globals: map[string]state.Store{},
+	}
+	dir := cfg.stateDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "riffletest-")
+		if err != nil {
+			return nil, fmt.Errorf("riffletest: make a state directory: %w", err)
+		}
+		dir, d.tmpDir = tmp, tmp
+	}
+	env, err := state.NewEnv(dir, state.WithLogger(cfg.logger))
+	if err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("riffletest: %w", err)
+	}
+	d.env = env
+	if cfg.cacheBytes > 0 {
+		d.cache = state.NewCacheBudget(cfg.cacheBytes)
+	}
+	for _, g := range topo.GlobalStores() {
+		s, err := d.openStore("global", g.Spec)
+		if err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("riffletest: open global store %q: %w", g.Spec.Name, err)
+		}
+		d.globals[g.Spec.Name] = s
 	}
 	for _, st := range topo.SubTopologies() {
 		t, err := topo.NewTask(topology.TaskID{Subtopology: st.ID}, (*runtime)(d))
@@ -120,12 +177,60 @@ func (r *runtime) ApplicationID() string { return r.cfg.appID }
 func (r *runtime) Now() time.Time        { return r.now }
 func (r *runtime) Logger() *slog.Logger  { return r.cfg.logger }
 
-func (r *runtime) OpenStore(_ topology.TaskID, spec state.Spec) (state.Store, error) {
-	switch spec.Kind {
-	case state.KindKeyValue:
-		return state.NewInMemoryKeyValue(spec.Name), nil
+func (r *runtime) OpenStore(task topology.TaskID, spec state.Spec) (state.Store, error) {
+	return (*Driver)(r).openStore(task.String(), spec)
+}
+
+func (r *runtime) GlobalStore(name string) (state.Store, error) {
+	s, ok := r.globals[name]
+	if !ok {
+		return nil, fmt.Errorf("riffletest: no global store %q", name)
 	}
-	return nil, fmt.Errorf("riffletest: store %q: kind %v is not supported", spec.Name, spec.Kind)
+	return state.ReadOnly(s.(state.KeyValueStore)), nil
+}
+
+// openStore opens a store on the configured backend, logged to its
+// changelog topic if the spec says so.
+func (d *Driver) openStore(task string, spec state.Spec) (state.Store, error) {
+	if spec.Kind != state.KindKeyValue {
+		return nil, fmt.Errorf("riffletest: store %q: kind %v is not supported", spec.Name, spec.Kind)
+	}
+	if d.cfg.backend != 0 {
+		spec.Backend = d.cfg.backend
+	}
+	kv, err := d.env.OpenKeyValue(d.cfg.appID, task, spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Logged {
+		kv = state.Logged(kv, &changelog{d: d, topic: topology.ChangelogFor(spec.Name).Resolve(d.cfg.appID)})
+	}
+	if d.cache != nil && spec.Cached && task != "global" {
+		kv = state.Cached(kv, d.cache)
+	}
+	return kv, nil
+}
+
+// changelog records a store's writes in its changelog topic.
+type changelog struct {
+	d     *Driver
+	topic string
+}
+
+func (c *changelog) Append(key, value []byte) error {
+	tp := c.d.topic(c.topic)
+	rec := topology.RawRecord{Topic: c.topic, Offset: tp.offset, Key: clone(key), Value: clone(value), Timestamp: c.d.now}
+	tp.offset++
+	tp.out = append(tp.out, rec)
+	return nil
+}
+
+// clone copies b, keeping nil as nil.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
 }
 
 // Send captures a record a sink produced: it is kept for output topics and
@@ -155,8 +260,13 @@ func (d *Driver) topic(name string) *topic {
 	if st := d.topo.SubTopologyOf(d.cfg.appID, name); st != nil {
 		tp.task = d.tasks[st.ID]
 	}
+	if g, ok := d.topo.GlobalStoreOf(name); ok {
+		tp.global = d.globals[g.Spec.Name].(state.Restorable)
+	}
 	for _, it := range d.topo.InternalTopics() {
-		if it.Resolve(d.cfg.appID) == name {
+		// Repartition topics are passed on, not kept; changelogs are kept
+		// for tests to read.
+		if it.Kind == topology.RepartitionTopic && it.Resolve(d.cfg.appID) == name {
 			tp.internal = true
 		}
 	}
@@ -172,6 +282,9 @@ func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers 
 		return errors.New("riffletest: driver is closed")
 	}
 	tp := d.topic(topic)
+	if tp.global != nil {
+		return d.pipeGlobal(tp, topic, key, value)
+	}
 	if tp.task == nil {
 		return fmt.Errorf("riffletest: no source of the topology reads topic %q", topic)
 	}
@@ -181,6 +294,23 @@ func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers 
 	})
 	tp.offset++
 	return d.drain()
+}
+
+// pipeGlobal applies a record of a global store's topic to the store, as the
+// runtime's global consumer does: through Restore, which keeps the offset.
+func (d *Driver) pipeGlobal(tp *topic, topic string, key, value []byte) error {
+	off := tp.offset
+	tp.offset++
+	if key == nil {
+		d.skippedDecode++
+		d.cfg.logger.Warn("skipped a record with a null key for a global store", "topic", topic, "partition", 0, "offset", off)
+		return nil
+	}
+	rec := []state.ChangelogRecord{{Key: clone(key), Value: clone(value)}}
+	if err := tp.global.Restore(rec, off); err != nil {
+		return fmt.Errorf("riffletest: global topic %q offset %d: %w", topic, off, err)
+	}
+	return nil
 }
 
 // drain processes the queued records, and those they cause, in order.
@@ -220,7 +350,7 @@ func (d *Driver) handle(rec *topology.RawRecord, err error) error {
 	if herr := d.cfg.onDecodeError(de); herr != nil {
 		return herr
 	}
-	d.skipped++
+	d.skippedDecode++
 	d.cfg.logger.Warn("skipped a record that could not be decoded",
 		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "node", de.Node, "error", de.Err)
 	return nil
@@ -251,15 +381,87 @@ func (d *Driver) AdvanceWallClock(by time.Duration) error {
 	return d.drain()
 }
 
+// Commit does what the runtime does at a commit: it flushes every task's
+// stores, so cached updates are written, logged and forwarded, and records
+// their changelogs' offsets in them. Records that flow from it are
+// processed; Commit repeats until nothing more is cached.
+func (d *Driver) Commit() error {
+	if d.closed {
+		return errors.New("riffletest: driver is closed")
+	}
+	for range len(d.tasks) + 1 {
+		d.busy = true
+		var errs []error
+		for _, t := range d.tasks {
+			errs = append(errs, t.Flush(), d.checkpoint(t))
+		}
+		d.busy = false
+		if err := errors.Join(errs...); err != nil {
+			d.queue, d.head = d.queue[:0], 0
+			return err
+		}
+		if len(d.queue) == d.head {
+			return nil
+		}
+		if err := d.drain(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpoint records in each logged store of t the offset of the last
+// record of its changelog.
+func (d *Driver) checkpoint(t *topology.Task) error {
+	for _, spec := range t.SubTopology().Stores {
+		if !spec.Logged {
+			continue
+		}
+		tp := d.topics[topology.ChangelogFor(spec.Name).Resolve(d.cfg.appID)]
+		r, ok := t.Store(spec.Name).(state.Restorable)
+		if tp == nil || tp.offset == 0 || !ok {
+			continue
+		}
+		if err := r.Checkpoint(tp.offset - 1); err != nil {
+			return fmt.Errorf("riffletest: checkpoint store %q: %w", spec.Name, err)
+		}
+	}
+	return nil
+}
+
 // WallClock returns the driver's wall-clock time.
 func (d *Driver) WallClock() time.Time { return d.now }
 
-// SkippedRecords returns how many records were skipped because they could
-// not be decoded and the decode-error handler let them go.
-func (d *Driver) SkippedRecords() int64 { return d.skipped }
+// SkippedRecords returns how many records were skipped: those that could not
+// be decoded and that the decode-error handler let go, and those processors
+// dropped (such as records with a null key for an aggregation). See Skipped
+// for the latter by node and reason.
+func (d *Driver) SkippedRecords() int64 {
+	n := d.skippedDecode
+	for _, t := range d.tasks {
+		for _, c := range t.Skipped() {
+			n += c
+		}
+	}
+	return n
+}
 
-// Store returns the store named name, or nil if the topology has none.
-func (d *Driver) Store(name string) state.Store {
+// Skipped returns how many records each node dropped, and why.
+func (d *Driver) Skipped() map[topology.SkipKey]int64 {
+	out := map[topology.SkipKey]int64{}
+	for _, t := range d.tasks {
+		for k, c := range t.Skipped() {
+			out[k] += c
+		}
+	}
+	return out
+}
+
+// store returns the store named name, global or of a task, or nil.
+func (d *Driver) store(name string) state.Store {
+	if s, ok := d.globals[name]; ok {
+		return s
+	}
 	for _, t := range d.tasks {
 		if s := t.Store(name); s != nil {
 			return s
@@ -268,9 +470,10 @@ func (d *Driver) Store(name string) state.Store {
 	return nil
 }
 
-// KeyValueStore returns the key-value store named name.
-func (d *Driver) KeyValueStore(name string) (state.KeyValueStore, error) {
-	s := d.Store(name)
+// KeyValueStore returns the key-value store named name, to read: as code
+// outside a topology may, it cannot write.
+func (d *Driver) KeyValueStore(name string) (state.ReadOnlyKeyValueStore, error) {
+	s := d.store(name)
 	if s == nil {
 		return nil, fmt.Errorf("riffletest: the topology has no store %q", name)
 	}
@@ -278,7 +481,7 @@ func (d *Driver) KeyValueStore(name string) (state.KeyValueStore, error) {
 	if !ok {
 		return nil, fmt.Errorf("riffletest: store %q is a %T, not a key-value store", name, s)
 	}
-	return kv, nil
+	return state.ReadOnly(kv), nil
 }
 
 // ReadRaw returns, and removes, the oldest unread record written to topic.
@@ -315,6 +518,17 @@ func (d *Driver) Close() error {
 	var errs []error
 	for _, t := range d.tasks {
 		errs = append(errs, t.Close())
+	}
+	for _, g := range d.topo.GlobalStores() {
+		if s := d.globals[g.Spec.Name]; s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if d.env != nil {
+		errs = append(errs, d.env.Close())
+	}
+	if d.tmpDir != "" {
+		errs = append(errs, os.RemoveAll(d.tmpDir))
 	}
 	return errors.Join(errs...)
 }

@@ -164,7 +164,7 @@ func ExampleProcess() {
 	fmt.Println(out)
 
 	kv, _ := d.KeyValueStore("counts")
-	n, _, _ := state.Typed(kv, serde.String(), serde.Int64()).Get("ann")
+	n, _, _ := state.TypedRead(kv, serde.String(), serde.Int64()).Get("ann")
 	fmt.Println("ann:", n)
 	// Output:
 	// [{ann 4} {bob 1} {ann 6}]

@@ -73,7 +73,7 @@ func TestProcessWithStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typed := state.Typed(kvs, serde.String(), serde.Int64())
+	typed := state.TypedRead(kvs, serde.String(), serde.Int64())
 	for k, want := range map[string]int64{"a": 3, "b": 1} {
 		n, ok, err := typed.Get(k)
 		if err != nil || !ok || n != want {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/riffle-streams/riffle/internal/dsl"
 	"github.com/riffle-streams/riffle/serde"
+	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
 )
 
@@ -70,6 +71,8 @@ type options struct {
 	partitions int
 	out        io.Writer
 	label      string
+	store      string
+	storeOpts  []state.Option
 }
 
 func collect(opts []Option) options {

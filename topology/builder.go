@@ -119,7 +119,17 @@ type Builder struct {
 	stores   map[string]*storeDef
 	order    []string // store names in declaration order
 	internal []InternalTopic
+	globals  map[string]*GlobalStore
+	gorder   []string
 	errs     []error
+}
+
+// GlobalStore is a store that holds a full copy of a topic on every
+// instance: each record of the topic sets its key to its value bytes, and a
+// tombstone deletes the key. The topic is the store's changelog.
+type GlobalStore struct {
+	Spec  state.Spec
+	Topic string
 }
 
 // NewBuilder returns an empty Builder.
@@ -128,7 +138,33 @@ func NewBuilder() *Builder {
 		byName:   map[string]*node{},
 		reserved: map[string]bool{},
 		stores:   map[string]*storeDef{},
+		globals:  map[string]*GlobalStore{},
 	}
+}
+
+// AddGlobalStore declares a global store named by spec that copies topic.
+// Processors of every sub-topology may read it through Context.Store; none
+// may write it. It is not logged: the topic is its changelog.
+func (b *Builder) AddGlobalStore(spec state.Spec, topic string) {
+	spec.Logged = false
+	if err := spec.Validate(); err != nil {
+		b.AddError(fmt.Errorf("topology: global %w", err))
+		return
+	}
+	if err := validTopic(topic); err != nil {
+		b.AddError(fmt.Errorf("topology: global store %q: %w", spec.Name, err))
+		return
+	}
+	if _, ok := b.stores[spec.Name]; ok {
+		b.AddError(fmt.Errorf("topology: store %q is declared twice", spec.Name))
+		return
+	}
+	if _, ok := b.globals[spec.Name]; ok {
+		b.AddError(fmt.Errorf("topology: global store %q is declared twice", spec.Name))
+		return
+	}
+	b.globals[spec.Name] = &GlobalStore{Spec: spec, Topic: topic}
+	b.gorder = append(b.gorder, spec.Name)
 }
 
 // AddError records err, to be returned by Build. The DSL uses it to report
@@ -385,6 +421,10 @@ func (b *Builder) AddStore(spec state.Spec, processors ...string) {
 	}
 	if _, ok := b.stores[spec.Name]; ok {
 		b.AddError(fmt.Errorf("topology: store %q is declared twice", spec.Name))
+		return
+	}
+	if _, ok := b.globals[spec.Name]; ok {
+		b.AddError(fmt.Errorf("topology: store %q is declared twice (once as a global store)", spec.Name))
 		return
 	}
 	b.stores[spec.Name] = &storeDef{spec: spec}

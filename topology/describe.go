@@ -20,8 +20,11 @@ import (
 //	    <-- from-lines-filter
 func (t *Topology) Describe() string {
 	var sb strings.Builder
+	for _, g := range t.GlobalStores() {
+		fmt.Fprintf(&sb, "Global store: %s (topic: %s)\n", g.Spec.Name, g.Topic)
+	}
 	for i, st := range t.subs {
-		if i > 0 {
+		if i > 0 || len(t.gorder) > 0 {
 			sb.WriteByte('\n')
 		}
 		fmt.Fprintf(&sb, "Sub-topology %d\n", st.ID)
@@ -90,6 +93,9 @@ func (t *Topology) Mermaid() string {
 		return v
 	}
 	var edges []string
+	for _, g := range t.GlobalStores() {
+		edges = append(edges, fmt.Sprintf("  %s[/\"%s\"/] --> %s[(\"%s\")]", id("t", g.Topic), mermaidText(g.Topic), id("s", g.Spec.Name), mermaidText("global: "+g.Spec.Name)))
+	}
 	for _, st := range t.subs {
 		fmt.Fprintf(&sb, "  subgraph sub%d[\"Sub-topology %d\"]\n", st.ID, st.ID)
 		for _, n := range st.nodes {

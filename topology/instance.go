@@ -40,9 +40,13 @@ type nodeCtx struct {
 
 func (c *nodeCtx) ctx() *nodeCtx { return c }
 
-// Store implements Context.
+// Store implements Context. A global store, which any processor may read,
+// comes as a state.ReadOnlyKeyValueStore.
 func (c *nodeCtx) Store(name string) (state.Store, error) {
 	if !contains(c.def.stores, name) {
+		if _, ok := c.task.topo.globals[name]; ok {
+			return c.task.rt.GlobalStore(name)
+		}
 		return nil, fmt.Errorf("topology: processor %q: store %q is not connected to it", c.def.name, name)
 	}
 	s, ok := c.task.stores[name]
@@ -87,6 +91,18 @@ func (c *nodeCtx) Logger() *slog.Logger {
 		c.logger = c.task.logger.With("node", c.def.name)
 	}
 	return c.logger
+}
+
+// SkipRecord implements Context.
+func (c *nodeCtx) SkipRecord(reason string) {
+	t := c.task
+	t.skipped[SkipKey{Node: c.def.name, Reason: reason}]++
+	md := t.meta
+	if !t.hasMeta {
+		md = RecordMetadata{Partition: -1, Offset: -1}
+	}
+	c.Logger().Warn("skipped a record", "reason", reason,
+		"topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 }
 
 // wrap turns err, returned by this node's processor, into a ProcessorError

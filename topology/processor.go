@@ -61,6 +61,11 @@ type Context[K, V any] interface {
 	WallClock() time.Time
 	// Logger returns a logger that names the task and the node.
 	Logger() *slog.Logger
+	// SkipRecord records that the processor drops the record being
+	// processed for reason (such as "null key"): it is counted per node and
+	// reason, and logged with its topic, partition and offset. Nothing is
+	// dropped silently.
+	SkipRecord(reason string)
 }
 
 // KeyValueStore returns the key-value store named name from ctx.

@@ -279,7 +279,7 @@ func TestProcessorAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, ok, err := state.Typed(kv, str, serde.Int64()).Get("k")
+	n, ok, err := state.TypedRead(kv, str, serde.Int64()).Get("k")
 	if err != nil || !ok || n != 8 {
 		t.Errorf("count = %d, %v, %v; want 8", n, ok, err)
 	}

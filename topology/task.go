@@ -26,6 +26,15 @@ type Runtime interface {
 	Now() time.Time
 	// Logger returns the logger for the task's messages.
 	Logger() *slog.Logger
+	// GlobalStore returns the instance's copy of the global store named
+	// name, to be read only.
+	GlobalStore(name string) (state.Store, error)
+}
+
+// SkipKey counts the records one node skipped for one reason.
+type SkipKey struct {
+	Node   string
+	Reason string
 }
 
 // noStreamTime is the stream time of a task that has seen no record.
@@ -51,6 +60,8 @@ type Task struct {
 	hasMeta bool
 	closed  bool
 
+	skipped map[SkipKey]int64
+
 	streamTime  int64 // ms
 	schedules   []*Schedule
 	scheduleSeq int
@@ -73,6 +84,7 @@ func (t *Topology) NewTask(id TaskID, rt Runtime) (_ *Task, err error) {
 		logger:     rt.Logger().With("task", id.String()),
 		sources:    map[string]rawReceiver{},
 		stores:     map[string]state.Store{},
+		skipped:    map[SkipKey]int64{},
 		streamTime: noStreamTime,
 	}
 	defer func() {
@@ -116,6 +128,16 @@ func (t *Topology) NewTask(id TaskID, rt Runtime) (_ *Task, err error) {
 		}
 	}
 	return task, nil
+}
+
+// Skipped returns how many records the task's processors skipped, by node and
+// reason (see Context.SkipRecord). The map is the caller's.
+func (t *Task) Skipped() map[SkipKey]int64 {
+	out := make(map[SkipKey]int64, len(t.skipped))
+	for k, n := range t.skipped {
+		out[k] = n
+	}
+	return out
 }
 
 // ID returns the task's id.
@@ -279,8 +301,11 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// Flush flushes the task's stores, as before a commit.
-func (t *Task) Flush() error {
+// Flush flushes the task's stores, as before a commit. A store with a record
+// cache writes its cached updates through, and the processors that own it
+// forward them: records may flow from here as from a punctuation.
+func (t *Task) Flush() (err error) {
+	defer t.recoverInto(&err)
 	var errs []error
 	for _, spec := range t.sub.Stores {
 		if s := t.stores[spec.Name]; s != nil {
@@ -292,20 +317,21 @@ func (t *Task) Flush() error {
 	return errors.Join(errs...)
 }
 
-// Close closes every processor, then flushes and closes the stores. It is
-// safe to call more than once.
+// Close flushes the stores (so cached updates are forwarded while the
+// processors are still open), closes every processor, then closes the
+// stores. It is safe to call more than once.
 func (t *Task) Close() error {
 	if t.closed {
 		return nil
 	}
+	errs := []error{t.Flush()}
 	t.closed = true
-	var errs []error
 	for _, inst := range t.nodes {
 		if err := t.closeNode(inst); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, t.Flush(), t.closeStores())
+	errs = append(errs, t.closeStores())
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 
 	"github.com/riffle-streams/riffle/state"
 )
@@ -18,6 +19,8 @@ type Topology struct {
 	order    []string
 	subs     []*SubTopology
 	internal []InternalTopic
+	globals  map[string]*GlobalStore
+	gorder   []string
 }
 
 // SubTopology is a part of the graph connected without going through a
@@ -46,7 +49,7 @@ type SubTopology struct {
 // problem found, each naming its node, topic or store.
 func (b *Builder) Build() (*Topology, error) {
 	errs := append([]error(nil), b.errs...)
-	if len(b.nodes) == 0 {
+	if len(b.nodes) == 0 && len(b.gorder) == 0 {
 		errs = append(errs, errors.New("topology: no sources: a topology needs at least one source"))
 	}
 	t := &Topology{
@@ -55,6 +58,8 @@ func (b *Builder) Build() (*Topology, error) {
 		stores:   b.stores,
 		order:    b.order,
 		internal: b.internal,
+		globals:  b.globals,
+		gorder:   b.gorder,
 	}
 	// Link children and check that the types of each edge line up.
 	for _, n := range b.nodes {
@@ -70,15 +75,19 @@ func (b *Builder) Build() (*Topology, error) {
 			}
 		}
 	}
-	// A topic is read by one source at most.
+	// A topic is read by one source at most, and a global store's topic by
+	// no source.
 	readers := map[string]string{}
+	for _, name := range b.gorder {
+		readers[b.globals[name].Topic] = "global store " + strconv.Quote(name)
+	}
 	for _, n := range b.nodes {
 		for _, tp := range n.topics {
 			if other, ok := readers[tp.Name]; ok {
-				errs = append(errs, fmt.Errorf("topology: topic %q is read by both source %q and source %q", tp.Name, other, n.name))
+				errs = append(errs, fmt.Errorf("topology: topic %q is read by both %s and source %q", tp.Name, other, n.name))
 				continue
 			}
-			readers[tp.Name] = n.name
+			readers[tp.Name] = "source " + strconv.Quote(n.name)
 		}
 	}
 	for _, n := range b.nodes {
@@ -87,7 +96,7 @@ func (b *Builder) Build() (*Topology, error) {
 		}
 		for tp, other := range readers {
 			if matchWhole(n.pattern, tp) {
-				errs = append(errs, fmt.Errorf("topology: topic %q is read by source %q and matches the pattern of source %q", tp, other, n.name))
+				errs = append(errs, fmt.Errorf("topology: topic %q is read by %s and matches the pattern of source %q", tp, other, n.name))
 			}
 		}
 	}
@@ -195,6 +204,25 @@ func (t *Topology) InternalTopics() []InternalTopic {
 		}
 	}
 	return out
+}
+
+// GlobalStores returns the global stores, in the order they were declared.
+func (t *Topology) GlobalStores() []GlobalStore {
+	out := make([]GlobalStore, 0, len(t.gorder))
+	for _, name := range t.gorder {
+		out = append(out, *t.globals[name])
+	}
+	return out
+}
+
+// GlobalStoreOf returns the global store that copies topic, if any.
+func (t *Topology) GlobalStoreOf(topic string) (GlobalStore, bool) {
+	for _, name := range t.gorder {
+		if g := t.globals[name]; g.Topic == topic {
+			return *g, true
+		}
+	}
+	return GlobalStore{}, false
 }
 
 // ChangelogFor returns the changelog topic of the store named store:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/riffle-streams/riffle/serde"
+	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
 )
 
@@ -51,4 +52,36 @@ func CheckFn(b *topology.Builder, pkg, name string, isNil bool) {
 	if isNil {
 		b.AddError(fmt.Errorf("%s: operator %q: its function is nil", pkg, name))
 	}
+}
+
+// ForwardOnFlush makes the record cache in front of kv, if there is one,
+// call forward for each key it writes through, decoded: the new value
+// (hasNew false for a deletion) and the one it replaces (hasOld false for
+// none). It reports whether kv is cached; a processor whose store is cached
+// forwards from here, once per key per flush, and not as it processes.
+func ForwardOnFlush[K, V any](kv state.KeyValueStore, keys serde.Serde[K], values serde.Serde[V],
+	forward func(k K, newV V, hasNew bool, oldV V, hasOld bool) error) bool {
+	c, ok := kv.(state.CachingStore)
+	if !ok {
+		return false
+	}
+	c.SetFlushListener(func(kb, nb, ob []byte) error {
+		k, err := keys.Decode(kb)
+		if err != nil {
+			return fmt.Errorf("decode cached key: %w", err)
+		}
+		var nv, ov V
+		if nb != nil {
+			if nv, err = values.Decode(nb); err != nil {
+				return fmt.Errorf("decode cached value: %w", err)
+			}
+		}
+		if ob != nil {
+			if ov, err = values.Decode(ob); err != nil {
+				return fmt.Errorf("decode stored value: %w", err)
+			}
+		}
+		return forward(k, nv, nb != nil, ov, ob != nil)
+	})
+	return true
 }
