@@ -248,6 +248,10 @@ func (r *runtime) Send(rec topology.RawRecord) error {
 	if !tp.internal {
 		tp.out = append(tp.out, rec)
 	}
+	if tp.global != nil {
+		// A global store copies its topic, whoever writes it.
+		return d.applyGlobal(tp, rec.Topic, rec.Key, rec.Value, rec.Offset)
+	}
 	return nil
 }
 
@@ -301,6 +305,11 @@ func (d *Driver) PipeRaw(topic string, key, value []byte, ts time.Time, headers 
 func (d *Driver) pipeGlobal(tp *topic, topic string, key, value []byte) error {
 	off := tp.offset
 	tp.offset++
+	return d.applyGlobal(tp, topic, key, value, off)
+}
+
+// applyGlobal applies one record of a global store's topic to the store.
+func (d *Driver) applyGlobal(tp *topic, topic string, key, value []byte, off int64) error {
 	if key == nil {
 		d.skippedDecode++
 		d.cfg.logger.Warn("skipped a record with a null key for a global store", "topic", topic, "partition", 0, "offset", off)

@@ -34,8 +34,8 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], fn func(K, V) (K2, V2), opts ...Op
 	node := o.nameFor(t.b, t.node, "groupby")
 	dsl.CheckFn(t.b, "table", node, fn == nil)
 	op := fmt.Sprintf("group-by %q", node)
-	ks := dsl.SerdeFor[K2](t.b, "table", o.keySerde, nil, op, "key")
-	vs := dsl.SerdeFor[V2](t.b, "table", o.valueSerde, nil, op, "value")
+	ks := dsl.SerdeFor(t.b, "table", o.keySerde, dsl.OutSerde[K2](t.b, "table", nil, t.keys, node, "key"), op, "key")
+	vs := dsl.SerdeFor(t.b, "table", o.valueSerde, dsl.OutSerde[V2](t.b, "table", nil, t.values, node, "value"), op, "value")
 	g := &Grouped[K2, V2]{b: t.b, node: node, name: o.name, keys: ks, values: vs}
 	topology.AddProcessor(t.b, node, func() topology.Processor[K, Change[V], K2, Change[V2]] {
 		return &regroup[K, V, K2, V2]{fn: fn, keys: ks, nilKey: null.For[K2]()}
@@ -187,7 +187,8 @@ type aggFuncs[K, V, VA any] struct {
 
 func aggregate[K, V, VA any](g *Grouped[K, V], name string, o options, funcs func() aggFuncs[K, V, VA]) Table[K, VA] {
 	op := fmt.Sprintf("aggregate %q", name)
-	vs := dsl.SerdeFor[VA](g.b, "table", o.valueSerde, nil, op, "value")
+	// An aggregate of the grouped values' own type (Reduce) keeps their serde.
+	vs := dsl.SerdeFor(g.b, "table", o.valueSerde, dsl.OutSerde[VA](g.b, "table", nil, g.values, name, "value"), op, "value")
 	src := g.repartitioned(name)
 	if src == "" || vs == nil {
 		return Table[K, VA]{b: g.b, node: name}

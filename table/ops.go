@@ -125,8 +125,9 @@ func (t Table[K, V]) To(topic string, opts ...Option) {
 
 // materialize keeps a table's current values in a store. With fill, it
 // also supplies each change's old value from the store (a source table,
-// whose records carry only new values) and drops changes that change
-// nothing; otherwise it keeps the change as it is.
+// whose records carry only new values) and drops the deletion of a key that
+// is absent; otherwise it keeps the change as it is. An update to the same
+// value is passed on: every update is emitted.
 type materialize[K, V any] struct {
 	ctx    topology.Context[K, Change[V]]
 	store  string
