@@ -1,0 +1,184 @@
+package riffle
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Option configures an App. Names follow Kafka Streams' configs where one
+// exists.
+type Option func(*config)
+
+type config struct {
+	appID             string
+	brokers           []string
+	stateDir          string
+	commitInterval    time.Duration
+	replicationFactor int
+	kafkaOpts         []kgo.Opt
+	logger            *slog.Logger
+	memoryBudget      int64
+	caching           bool
+	onDecodeError     ErrorPolicy
+	onProduceError    ErrorPolicy
+	stateListener     func(old, new State)
+	restoreListener   RestoreListener
+	pollTimeout       time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		stateDir:          filepath.Join(os.TempDir(), "riffle-streams"),
+		commitInterval:    30 * time.Second,
+		replicationFactor: -1,
+		logger:            slog.Default(),
+		onDecodeError:     Fail(),
+		onProduceError:    Fail(),
+		pollTimeout:       100 * time.Millisecond,
+	}
+}
+
+// ApplicationID sets the application id (Kafka Streams' application.id): the
+// consumer group, and the prefix of internal topics and the state directory.
+// It is required.
+func ApplicationID(id string) Option { return func(c *config) { c.appID = id } }
+
+// BootstrapServers sets the brokers to connect to (bootstrap.servers). It is
+// required; for a run with no Kafka installed, start an EmbeddedBroker and
+// pass its Addrs.
+func BootstrapServers(addrs ...string) Option {
+	return func(c *config) { c.brokers = append(c.brokers, addrs...) }
+}
+
+// StateDir sets the directory persistent stores live in (state.dir), under
+// "<dir>/<application id>/<task>/<store>". The default is
+// "<os.TempDir()>/riffle-streams".
+func StateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
+// CommitInterval sets how often progress is committed (commit.interval.ms).
+// The default is 30s, as in Kafka Streams with at-least-once.
+func CommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+
+// ReplicationFactor sets the replication factor of the internal topics
+// Riffle creates (replication.factor). The default, -1, takes the broker's.
+func ReplicationFactor(n int) Option { return func(c *config) { c.replicationFactor = n } }
+
+// KafkaOptions passes options to the franz-go client, for TLS, SASL and the
+// rest. Riffle sets the seed brokers, group, balancer, partitioner and
+// commit options itself.
+func KafkaOptions(opts ...kgo.Opt) Option {
+	return func(c *config) { c.kafkaOpts = append(c.kafkaOpts, opts...) }
+}
+
+// Logger sets the logger. The default is slog.Default().
+func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// MemoryBudget sets the bytes all stores of the process share: Pebble's
+// block cache and write buffers, and the record caches (see state.Env).
+func MemoryBudget(bytes int64) Option { return func(c *config) { c.memoryBudget = bytes } }
+
+// Caching puts a record cache in front of the stores that allow one, so
+// consecutive updates to a key are written, logged and forwarded once per
+// commit. It is off by default: every update is emitted.
+func Caching() Option { return func(c *config) { c.caching = true } }
+
+// OnDecodeError sets what happens to a record a source cannot decode: Fail
+// (the default) stops the App, Skip logs and counts it and goes on,
+// DeadLetter also writes it to a topic.
+func OnDecodeError(p ErrorPolicy) Option { return func(c *config) { c.onDecodeError = p } }
+
+// OnProduceError sets what happens when a record cannot be written: Fail
+// (the default) stops the App, Skip logs and counts it and goes on.
+func OnProduceError(p ErrorPolicy) Option { return func(c *config) { c.onProduceError = p } }
+
+// StateListener is called on every change of the App's State.
+func StateListener(fn func(old, new State)) Option { return func(c *config) { c.stateListener = fn } }
+
+// OnRestore sets a listener told of the progress of restoring stores.
+func OnRestore(l RestoreListener) Option { return func(c *config) { c.restoreListener = l } }
+
+// RestoreListener is told how restoring a task's store from its changelog
+// goes. Its methods are called from the App's goroutine.
+type RestoreListener interface {
+	// RestoreStart is called before a store is restored, with the range of
+	// changelog offsets to read.
+	RestoreStart(task, store string, from, to int64)
+	// RestoreBatch is called after each batch is applied.
+	RestoreBatch(task, store string, lastOffset int64, records int)
+	// RestoreEnd is called when the store has caught up.
+	RestoreEnd(task, store string, total int64, took time.Duration)
+}
+
+// ErrorPolicy says what to do with a record that failed.
+type ErrorPolicy struct {
+	action     action
+	deadLetter string
+}
+
+type action int
+
+const (
+	failAction action = iota + 1
+	skipAction
+	deadLetterAction
+)
+
+// Fail stops the App with the error.
+func Fail() ErrorPolicy { return ErrorPolicy{action: failAction} }
+
+// Skip logs the record with its topic, partition and offset, counts it and
+// goes on.
+func Skip() ErrorPolicy { return ErrorPolicy{action: skipAction} }
+
+// DeadLetter writes the record, as it was read, to topic, with the error and
+// its origin in headers (riffle.error, riffle.topic, riffle.partition,
+// riffle.offset), counts it and goes on.
+func DeadLetter(topic string) ErrorPolicy { return ErrorPolicy{action: deadLetterAction, deadLetter: topic} }
+
+func (c *config) validate() error {
+	var errs []error
+	if c.appID == "" {
+		errs = append(errs, errors.New("riffle: the application id is required (riffle.ApplicationID)"))
+	} else if err := validName(c.appID); err != nil {
+		errs = append(errs, fmt.Errorf("riffle: application id: %w", err))
+	}
+	if len(c.brokers) == 0 {
+		errs = append(errs, errors.New("riffle: no bootstrap servers: pass riffle.BootstrapServers, or start a riffle.EmbeddedBroker for a run without Kafka"))
+	}
+	if c.commitInterval <= 0 {
+		errs = append(errs, fmt.Errorf("riffle: commit interval %v must be positive", c.commitInterval))
+	}
+	if c.replicationFactor == 0 || c.replicationFactor < -1 {
+		errs = append(errs, fmt.Errorf("riffle: replication factor %d must be positive, or -1 for the broker's", c.replicationFactor))
+	}
+	if c.onDecodeError.action == 0 || c.onProduceError.action == 0 {
+		errs = append(errs, errors.New("riffle: error policies must be made with Fail, Skip or DeadLetter"))
+	}
+	if c.onProduceError.action == deadLetterAction {
+		errs = append(errs, errors.New("riffle: OnProduceError cannot send to a dead-letter topic: a record that cannot be written there either would be lost; use Fail or Skip"))
+	}
+	if c.onDecodeError.action == deadLetterAction && c.onDecodeError.deadLetter == "" {
+		errs = append(errs, errors.New("riffle: DeadLetter needs a topic"))
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// validName reports whether s can prefix Kafka topic names.
+func validName(s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%q may hold only ASCII letters, digits, '.', '_' and '-'", s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package riffle
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/riffle-streams/riffle/state"
+	"github.com/riffle-streams/riffle/topology"
+)
+
+// restore catches a store up with its changelog partition: from the offset
+// after the one the store has applied (or the start, for a new store) to the
+// end, in large batches, each applied atomically with its last offset.
+func (a *App) restore(id topology.TaskID, store, topic string, r state.Restorable) error {
+	ctx := a.loopCtx
+	applied, ok, err := r.AppliedOffset()
+	if err != nil {
+		return fmt.Errorf("riffle: restore store %q of task %s: %w", store, id, err)
+	}
+	from := int64(0)
+	if ok {
+		from = applied + 1
+	}
+	ends, err := a.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("riffle: restore store %q of task %s: end of %s: %w", store, id, topic, err)
+	}
+	endOff, found := ends.Lookup(topic, id.Partition)
+	if !found || endOff.Err != nil {
+		return fmt.Errorf("riffle: restore store %q of task %s: end of %s[%d]: %v (got %v)", store, id, topic, id.Partition, endOff.Err, ends)
+	}
+	end := endOff.Offset
+	if from > end {
+		return fmt.Errorf("riffle: store %q of task %s has applied offset %d of %s[%d], which ends at %d: the changelog was recreated; delete the store's directory (%s) to restore it from scratch",
+			store, id, applied, topic, id.Partition, end, a.env.StoreDir(a.cfg.appID, id.String(), store))
+	}
+	if from == end {
+		return nil
+	}
+	start := time.Now()
+	a.log.Info("restoring store", "task", id.String(), "store", store, "changelog", topic, "from", from, "to", end)
+	if l := a.cfg.restoreListener; l != nil {
+		l.RestoreStart(id.String(), store, from, end)
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {id.Partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("riffle: restore store %q of task %s: %w", store, id, err)
+	}
+	defer cl.Close()
+	var total int64
+	batch := make([]state.ChangelogRecord, 0, 4096)
+	for last := from - 1; last < end-1; {
+		fetches := cl.PollRecords(ctx, 8192)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("riffle: restore store %q of task %s: %w", store, id, err)
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return fmt.Errorf("riffle: restore store %q of task %s: fetch %s[%d]: %w", store, id, topic, id.Partition, ferr)
+		}
+		batch = batch[:0]
+		fetches.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset >= end {
+				return // written since the restore began: processing reads it
+			}
+			batch = append(batch, state.ChangelogRecord{Key: rec.Key, Value: rec.Value})
+			last = rec.Offset
+		})
+		if len(batch) == 0 {
+			continue
+		}
+		if err := r.Restore(batch, last); err != nil {
+			return fmt.Errorf("riffle: restore store %q of task %s at offset %d: %w", store, id, last, err)
+		}
+		total += int64(len(batch))
+		if l := a.cfg.restoreListener; l != nil {
+			l.RestoreBatch(id.String(), store, last, len(batch))
+		}
+	}
+	took := time.Since(start)
+	a.log.Info("restored store", "task", id.String(), "store", store, "records", total, "took", took)
+	if l := a.cfg.restoreListener; l != nil {
+		l.RestoreEnd(id.String(), store, total, took)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package riffle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/riffle-streams/riffle/internal/assign"
+	"github.com/riffle-streams/riffle/state"
+	"github.com/riffle-streams/riffle/topology"
+)
+
+// start opens the state, checks and creates topics, and joins the group.
+func (a *App) start(ctx context.Context) error {
+	a.setState(Rebalancing)
+	var envOpts []state.EnvOption
+	envOpts = append(envOpts, state.WithLogger(a.log))
+	if a.cfg.memoryBudget > 0 {
+		envOpts = append(envOpts, state.WithMemoryBudget(a.cfg.memoryBudget))
+	}
+	env, err := state.NewEnv(a.cfg.stateDir, envOpts...)
+	if err != nil {
+		return fmt.Errorf("riffle: %w", err)
+	}
+	a.env = env
+
+	base := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
+	admCl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("riffle: admin client: %w", err)
+	}
+	a.adm = kadm.NewClient(admCl)
+	if err := a.prepareTopics(ctx); err != nil {
+		return err
+	}
+	// A fresh admin client: the first cached "no such topic" for the
+	// topics it just created, which would fail restores for a while.
+	a.adm.Close()
+	if admCl, err = kgo.NewClient(base...); err != nil {
+		return fmt.Errorf("riffle: admin client: %w", err)
+	}
+	a.adm = kadm.NewClient(admCl)
+
+	appID := a.cfg.appID
+	var regexes []string
+	exact := map[string]bool{}
+	for _, st := range a.topo.SubTopologies() {
+		for _, tp := range st.SourceTopics {
+			exact[tp.Resolve(appID)] = true
+		}
+		for _, p := range st.SourcePatterns {
+			regexes = append(regexes, p.String())
+		}
+	}
+	var consume []kgo.Opt
+	if len(regexes) > 0 {
+		for t := range exact {
+			regexes = append(regexes, "^"+regexp.QuoteMeta(t)+"$")
+		}
+		consume = []kgo.Opt{kgo.ConsumeRegex(), kgo.ConsumeTopics(regexes...)}
+	} else {
+		var topics []string
+		for t := range exact {
+			topics = append(topics, t)
+		}
+		sort.Strings(topics)
+		consume = []kgo.Opt{kgo.ConsumeTopics(topics...)}
+	}
+	opts := append([]kgo.Opt{}, base...)
+	opts = append(opts, consume...)
+	opts = append(opts,
+		kgo.ConsumerGroup(appID),
+		kgo.Balancers(&assign.Balancer{
+			SubtopologyOf: func(topic string) int {
+				if st := a.topo.SubTopologyOf(appID, topic); st != nil {
+					return st.ID
+				}
+				return -1
+			},
+			Data: assign.MemberData{Version: 1},
+		}),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(a.onAssigned),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+		kgo.RecordPartitioner(&partitioner{keyed: kgo.StickyKeyPartitioner(nil), explicit: a.changelogs}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("riffle: client: %w", err)
+	}
+	a.cl = cl
+	return nil
+}
+
+// prepareTopics checks that the topics the topology reads exist and are
+// co-partitioned, and creates the internal topics, or checks the ones that
+// exist.
+func (a *App) prepareTopics(ctx context.Context) error {
+	appID := a.cfg.appID
+	subs := a.topo.SubTopologies()
+	var external []string
+	for _, st := range subs {
+		for _, tp := range st.SourceTopics {
+			if !tp.Internal {
+				external = append(external, tp.Name)
+			}
+		}
+		for _, tp := range st.SinkTopics {
+			if !tp.Internal {
+				external = append(external, tp.Name)
+			}
+		}
+	}
+	var internalNames []string
+	for _, it := range a.topo.InternalTopics() {
+		internalNames = append(internalNames, it.Resolve(appID))
+	}
+	details, err := a.adm.ListTopics(ctx, append(append([]string{}, external...), internalNames...)...)
+	if err != nil {
+		return fmt.Errorf("riffle: list topics: %w", err)
+	}
+	a.partitions = map[string]int32{}
+	var missing []string
+	for _, t := range external {
+		d, ok := details[t]
+		if !ok || d.Err != nil {
+			missing = append(missing, t)
+			continue
+		}
+		a.partitions[t] = int32(len(d.Partitions))
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("riffle: topics the topology reads or writes do not exist: %s (Riffle creates only its internal topics)", strings.Join(dedupe(missing), ", "))
+	}
+
+	// Partitions of each sub-topology, in order: a repartition topic's
+	// writer comes before its reader, so its count is known when needed.
+	want := map[string]int32{} // internal topic -> partitions
+	fixed := map[string]int32{}
+	for _, it := range a.topo.InternalTopics() {
+		if it.Kind == topology.RepartitionTopic && it.Partitions > 0 {
+			fixed[it.Resolve(appID)] = int32(it.Partitions)
+		}
+	}
+	subParts := make([]int32, len(subs))
+	for _, st := range subs {
+		var n int32
+		var parts []string
+		for _, tp := range st.SourceTopics {
+			name := tp.Resolve(appID)
+			c, ok := a.partitions[name]
+			if tp.Internal {
+				c, ok = want[name]
+			}
+			if !ok {
+				return fmt.Errorf("riffle: sub-topology %d: no partition count for topic %q", st.ID, name)
+			}
+			parts = append(parts, fmt.Sprintf("%s (%d partitions)", name, c))
+			if n != 0 && c != n {
+				return fmt.Errorf("riffle: sub-topology %d reads topics that are not co-partitioned: %s", st.ID, strings.Join(parts, ", "))
+			}
+			n = c
+		}
+		if n == 0 && len(st.SourcePatterns) > 0 {
+			return fmt.Errorf("riffle: sub-topology %d reads only patterns: pattern sources run in the test driver but not yet on Kafka", st.ID)
+		}
+		subParts[st.ID] = n
+		for _, tp := range st.SinkTopics {
+			if tp.Internal {
+				name := tp.Resolve(appID)
+				if f, ok := fixed[name]; ok {
+					want[name] = f
+				} else {
+					want[name] = n
+				}
+			}
+		}
+		for _, spec := range st.Stores {
+			if spec.Logged {
+				want[topology.ChangelogFor(spec.Name).Resolve(appID)] = n
+			}
+		}
+	}
+	a.changelogs = map[string]bool{}
+	var errs []error
+	for _, it := range a.topo.InternalTopics() {
+		name := it.Resolve(appID)
+		n := want[name]
+		configs := map[string]*string{}
+		if it.Kind == topology.ChangelogTopic {
+			a.changelogs[name] = true
+			compact := "compact"
+			configs["cleanup.policy"] = &compact
+		}
+		if d, ok := details[name]; ok && d.Err == nil {
+			if got := int32(len(d.Partitions)); got != n {
+				errs = append(errs, fmt.Errorf("riffle: internal topic %q has %d partitions, but the topology needs %d: delete it (and the app's state) or fix the topology", name, got, n))
+			}
+			a.partitions[name] = n
+			continue
+		}
+		resp, err := a.adm.CreateTopic(ctx, n, int16(a.cfg.replicationFactor), configs, name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) { // another instance made it first
+			errs = append(errs, fmt.Errorf("riffle: create internal topic %q: %w", name, err))
+			continue
+		}
+		a.log.Info("created internal topic", "topic", name, "partitions", n, "kind", it.Kind)
+		a.partitions[name] = n
+	}
+	return errors.Join(errs...)
+}
+
+func dedupe(ss []string) []string {
+	out := ss[:0]
+	for i, s := range ss {
+		if i == 0 || s != ss[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// partitioner sends changelog records to the partition they name (the
+// task's) and every other record by the hash of its key, as Kafka's default
+// partitioner does, so Java clients agree on where a key lives.
+type partitioner struct {
+	keyed    kgo.Partitioner
+	explicit map[string]bool
+}
+
+func (p *partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if p.explicit[t] {
+		return explicitPartitioner{}
+	}
+	return p.keyed.ForTopic(t)
+}
+
+type explicitPartitioner struct{}
+
+func (explicitPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+func (explicitPartitioner) Partition(r *kgo.Record, _ int) int   { return int(r.Partition) }

@@ -1,0 +1,429 @@
+package riffle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/riffle-streams/riffle/state"
+	"github.com/riffle-streams/riffle/topology"
+)
+
+// task is a topology.Task with what the runtime keeps for it: the fetched
+// records of each of its partitions not yet processed, and where to commit.
+type task struct {
+	id     topology.TaskID
+	t      *topology.Task
+	queues map[string]*partQueue // by source topic
+	stores []taskStore
+}
+
+// partQueue holds the fetched records of one partition of a task.
+type partQueue struct {
+	topic string
+	part  int32
+	recs  []*kgo.Record
+	head  int
+	// next is the offset to commit: one past the last record processed;
+	// -1 until one is.
+	next  int64
+	epoch int32
+}
+
+type taskStore struct {
+	name      string
+	changelog string // resolved; "" if not logged
+	r         state.Restorable
+}
+
+// onAssigned makes the tasks of newly assigned partitions. Their stores are
+// restored from their changelogs as they open, before any record is
+// processed.
+func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setState(Rebalancing)
+	for topic, parts := range assigned {
+		st := a.topo.SubTopologyOf(a.cfg.appID, topic)
+		if st == nil {
+			continue
+		}
+		for _, p := range parts {
+			id := topology.TaskID{Subtopology: st.ID, Partition: p}
+			tk, ok := a.tasks[id]
+			if !ok {
+				var err error
+				if tk, err = a.newTask(id); err != nil {
+					a.setFatal(err)
+					return
+				}
+				a.tasks[id] = tk
+			}
+			if tk.queues[topic] == nil {
+				tk.queues[topic] = &partQueue{topic: topic, part: p, next: -1}
+			}
+		}
+	}
+	a.setState(Running)
+}
+
+func (a *App) newTask(id topology.TaskID) (*task, error) {
+	rt := &taskRuntime{a: a, id: id}
+	t, err := a.topo.NewTask(id, rt)
+	if err != nil {
+		return nil, fmt.Errorf("riffle: start task %s: %w", id, err)
+	}
+	a.log.Info("task started", "task", id.String())
+	return &task{id: id, t: t, queues: map[string]*partQueue{}, stores: rt.stores}, nil
+}
+
+// onRevoked commits, then closes the tasks of revoked partitions. Their
+// stores stay on disk: if a task comes back, only the changelog's tail is
+// restored.
+func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setState(Rebalancing)
+	if err := a.commit(context.WithoutCancel(ctx)); err != nil {
+		a.setFatal(err)
+	}
+	a.dropTasks(revoked)
+}
+
+// onLost closes the tasks of lost partitions without committing: another
+// member may own them already.
+func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log.Warn("partitions lost: closing their tasks without committing", "partitions", lost)
+	a.dropTasks(lost)
+}
+
+func (a *App) dropTasks(parts map[string][]int32) {
+	for topic, ps := range parts {
+		st := a.topo.SubTopologyOf(a.cfg.appID, topic)
+		if st == nil {
+			continue
+		}
+		for _, p := range ps {
+			id := topology.TaskID{Subtopology: st.ID, Partition: p}
+			if _, ok := a.tasks[id]; ok {
+				if err := a.closeTask(id); err != nil {
+					a.log.Error("close task", "task", id.String(), "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (a *App) closeTask(id topology.TaskID) error {
+	tk := a.tasks[id]
+	delete(a.tasks, id)
+	for _, c := range tk.t.Skipped() {
+		a.closedSkips += c
+	}
+	err := tk.t.Close()
+	a.log.Info("task closed", "task", id.String())
+	return err
+}
+
+// process queues the fetched records by task and partition, then runs each
+// task's records, taking next the partition whose head record is oldest.
+func (a *App) process(fetches kgo.Fetches) error {
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		st := a.topo.SubTopologyOf(a.cfg.appID, p.Topic)
+		if st == nil || len(p.Records) == 0 {
+			return
+		}
+		tk := a.tasks[topology.TaskID{Subtopology: st.ID, Partition: p.Partition}]
+		if tk == nil {
+			return // revoked since the fetch
+		}
+		q := tk.queues[p.Topic]
+		if q == nil {
+			q = &partQueue{topic: p.Topic, part: p.Partition, next: -1}
+			tk.queues[p.Topic] = q
+		}
+		q.recs = append(q.recs, p.Records...)
+	})
+	for _, tk := range a.tasks {
+		for {
+			q := oldestHead(tk)
+			if q == nil {
+				break
+			}
+			r := q.recs[q.head]
+			q.recs[q.head] = nil
+			q.head++
+			if err := a.processRecord(tk, r); err != nil {
+				return err
+			}
+			q.next, q.epoch = r.Offset+1, r.LeaderEpoch
+		}
+		for _, q := range tk.queues {
+			q.recs, q.head = q.recs[:0], 0
+		}
+	}
+	return nil
+}
+
+// oldestHead returns the queue of tk whose next record has the oldest
+// timestamp, or nil if all are empty.
+func oldestHead(tk *task) *partQueue {
+	var best *partQueue
+	for _, q := range tk.queues {
+		if q.head == len(q.recs) {
+			continue
+		}
+		if best == nil || q.recs[q.head].Timestamp.Before(best.recs[best.head].Timestamp) {
+			best = q
+		}
+	}
+	return best
+}
+
+func (a *App) processRecord(tk *task, r *kgo.Record) error {
+	raw := topology.RawRecord{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: fromKgoHeaders(r.Headers),
+	}
+	err := tk.t.Process(&raw)
+	if err == nil {
+		return nil
+	}
+	var de *topology.DecodeError
+	if !errors.As(err, &de) {
+		return err
+	}
+	return a.decodeFailed(r, de)
+}
+
+// decodeFailed applies the decode-error policy to r.
+func (a *App) decodeFailed(r *kgo.Record, de *topology.DecodeError) error {
+	p := a.cfg.onDecodeError
+	if p.action == failAction {
+		return de
+	}
+	a.skipped.Add(1)
+	a.log.Warn("skipped a record that could not be decoded", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "node", de.Node, "err", de.Err)
+	if p.action != deadLetterAction {
+		return nil
+	}
+	dl := &kgo.Record{
+		Topic: p.deadLetter, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+		Headers: append(append([]kgo.RecordHeader{}, r.Headers...),
+			kgo.RecordHeader{Key: "riffle.error", Value: []byte(de.Error())},
+			kgo.RecordHeader{Key: "riffle.topic", Value: []byte(r.Topic)},
+			kgo.RecordHeader{Key: "riffle.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+			kgo.RecordHeader{Key: "riffle.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		),
+	}
+	a.cl.Produce(a.loopCtx, dl, func(_ *kgo.Record, err error) {
+		if err != nil {
+			a.setFatal(fmt.Errorf("riffle: write a record of %s[%d]@%d to dead-letter topic %q: %w", r.Topic, r.Partition, r.Offset, p.deadLetter, err))
+		}
+	})
+	return nil
+}
+
+// fromKgoHeaders views kgo's headers as topology's: the two types have the
+// same fields in the same order, so no copy is needed.
+func fromKgoHeaders(h []kgo.RecordHeader) []topology.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*topology.Header)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
+}
+
+func toKgoHeaders(h []topology.Header) []kgo.RecordHeader {
+	if len(h) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*kgo.RecordHeader)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
+}
+
+// commit flushes every task's stores (cached updates are forwarded), waits
+// until the brokers have acknowledged everything produced, records each
+// store's changelog offset in it, and commits the offsets processed. An
+// input offset is thus committed only after all it caused is safe.
+func (a *App) commit(ctx context.Context) error {
+	for _, tk := range a.tasks {
+		if err := tk.t.Flush(); err != nil {
+			return fmt.Errorf("riffle: commit: %w", err)
+		}
+	}
+	if err := a.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("riffle: commit: flush the producer: %w", err)
+	}
+	if err := a.fatalErr(); err != nil {
+		return err
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, tk := range a.tasks {
+		for _, s := range tk.stores {
+			if s.changelog == "" {
+				continue
+			}
+			if off, ok := a.ackedOffset(s.changelog, tk.id.Partition); ok {
+				if err := s.r.Checkpoint(off); err != nil {
+					return fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
+				}
+			}
+		}
+		for _, q := range tk.queues {
+			if q.next < 0 {
+				continue
+			}
+			if offsets[q.topic] == nil {
+				offsets[q.topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[q.topic][q.part] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
+		}
+	}
+	a.lastCommit = time.Now()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && commitErr == nil {
+					commitErr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		return fmt.Errorf("riffle: commit offsets: %w", commitErr)
+	}
+	return nil
+}
+
+func (a *App) ackedOffset(topic string, p int32) (int64, bool) {
+	a.ackMu.Lock()
+	defer a.ackMu.Unlock()
+	off, ok := a.acked[topic][p]
+	return off, ok
+}
+
+func (a *App) ack(topic string, p int32, off int64) {
+	a.ackMu.Lock()
+	defer a.ackMu.Unlock()
+	m := a.acked[topic]
+	if m == nil {
+		m = map[int32]int64{}
+		a.acked[topic] = m
+	}
+	if cur, ok := m[p]; !ok || off > cur {
+		m[p] = off
+	}
+}
+
+// punctuate fires the wall-clock punctuations that are due.
+func (a *App) punctuate() error {
+	now := time.Now()
+	for _, tk := range a.tasks {
+		if err := tk.t.PunctuateWallClock(now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// taskRuntime is the App as one task sees it.
+type taskRuntime struct {
+	a      *App
+	id     topology.TaskID
+	stores []taskStore
+}
+
+func (r *taskRuntime) ApplicationID() string { return r.a.cfg.appID }
+func (r *taskRuntime) Now() time.Time        { return time.Now() }
+func (r *taskRuntime) Logger() *slog.Logger  { return r.a.log }
+
+func (r *taskRuntime) GlobalStore(name string) (state.Store, error) {
+	return nil, fmt.Errorf("riffle: no global store %q", name)
+}
+
+// Send produces a record a sink made, asynchronously.
+func (r *taskRuntime) Send(rec topology.RawRecord) error {
+	a := r.a
+	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: toKgoHeaders(rec.Headers)}
+	a.cl.Produce(a.loopCtx, kr, func(kr *kgo.Record, err error) {
+		if err != nil {
+			a.produceFailed(kr, err)
+		}
+	})
+	return a.fatalErr()
+}
+
+func (a *App) produceFailed(kr *kgo.Record, err error) {
+	if a.cfg.onProduceError.action == skipAction {
+		a.skipped.Add(1)
+		a.log.Warn("skipped a record that could not be written", "topic", kr.Topic, "err", err)
+		return
+	}
+	a.setFatal(fmt.Errorf("riffle: write a record to %q: %w", kr.Topic, err))
+}
+
+// OpenStore opens a store of the task, logged to its changelog, restores
+// it from there, and puts a record cache in front if the App caches.
+func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Store, error) {
+	a := r.a
+	kv, err := a.env.OpenKeyValue(a.cfg.appID, id.String(), spec)
+	if err != nil {
+		return nil, err
+	}
+	ts := taskStore{name: spec.Name}
+	if spec.Logged {
+		ts.changelog = topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID)
+		kv = state.Logged(kv, &changelog{a: a, topic: ts.changelog, partition: id.Partition})
+		if err := a.restore(id, spec.Name, ts.changelog, kv.(state.Restorable)); err != nil {
+			kv.Close()
+			return nil, err
+		}
+	}
+	if a.cfg.caching && spec.Cached {
+		kv = state.Cached(kv, a.env.RecordCacheBudget())
+	}
+	ts.r = kv.(state.Restorable)
+	r.stores = append(r.stores, ts)
+	return kv, nil
+}
+
+// changelog produces a store's writes to its changelog partition and keeps
+// the offset of the last one acknowledged.
+type changelog struct {
+	a         *App
+	topic     string
+	partition int32
+}
+
+func (c *changelog) Append(key, value []byte) error {
+	a := c.a
+	kr := &kgo.Record{Topic: c.topic, Partition: c.partition, Key: append([]byte(nil), key...)}
+	if value != nil {
+		kr.Value = append([]byte{}, value...)
+	}
+	a.cl.Produce(a.loopCtx, kr, func(kr *kgo.Record, err error) {
+		if err != nil {
+			a.setFatal(fmt.Errorf("riffle: write changelog %s[%d]: %w", kr.Topic, kr.Partition, err))
+			return
+		}
+		a.ack(kr.Topic, kr.Partition, kr.Offset)
+	})
+	return a.fatalErr()
+}
