@@ -139,7 +139,9 @@ func Skip() ErrorPolicy { return ErrorPolicy{action: skipAction} }
 // DeadLetter writes the record, as it was read, to topic, with the error and
 // its origin in headers (riffle.error, riffle.topic, riffle.partition,
 // riffle.offset), counts it and goes on.
-func DeadLetter(topic string) ErrorPolicy { return ErrorPolicy{action: deadLetterAction, deadLetter: topic} }
+func DeadLetter(topic string) ErrorPolicy {
+	return ErrorPolicy{action: deadLetterAction, deadLetter: topic}
+}
 
 func (c *config) validate() error {
 	var errs []error

@@ -96,9 +96,9 @@ type App struct {
 	lastCommit time.Time
 	loopCtx    context.Context
 
-	fatal   atomic.Pointer[error] // set by a produce that must stop the App
-	ackMu   sync.Mutex
-	acked   map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
+	fatal       atomic.Pointer[error] // set by a produce that must stop the App
+	ackMu       sync.Mutex
+	acked       map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
 	skipped     atomic.Int64
 	closedSkips int64 // skipped by processors of tasks since closed; under mu
 }
