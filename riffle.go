@@ -93,6 +93,7 @@ type App struct {
 	// commits, the rebalance callbacks while they hand tasks out or in.
 	mu         sync.Mutex
 	tasks      map[topology.TaskID]*task
+	subs       map[string]*topology.SubTopology // by topic read; see subOf
 	lastCommit time.Time
 	loopCtx    context.Context
 
@@ -124,6 +125,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		cfg:   cfg,
 		log:   cfg.logger.With("app", cfg.appID),
 		tasks: map[topology.TaskID]*task{},
+		subs:  map[string]*topology.SubTopology{},
 		acked: map[string]map[int32]int64{},
 	}
 	return a, nil

@@ -23,7 +23,19 @@ type task struct {
 	id     topology.TaskID
 	t      *topology.Task
 	queues map[string]*partQueue // by source topic
+	order  []*partQueue          // the same queues, to scan per record
 	stores []taskStore
+}
+
+// queue returns the task's queue of topic's partition, making it if need be.
+func (tk *task) queue(topic string) *partQueue {
+	q := tk.queues[topic]
+	if q == nil {
+		q = &partQueue{topic: topic, part: tk.id.Partition, next: -1}
+		tk.queues[topic] = q
+		tk.order = append(tk.order, q)
+	}
+	return q
 }
 
 // partQueue holds the fetched records of one partition of a task.
@@ -52,7 +64,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 	defer a.mu.Unlock()
 	a.setState(Rebalancing)
 	for topic, parts := range assigned {
-		st := a.topo.SubTopologyOf(a.cfg.appID, topic)
+		st := a.subOf(topic)
 		if st == nil {
 			continue
 		}
@@ -67,9 +79,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 				}
 				a.tasks[id] = tk
 			}
-			if tk.queues[topic] == nil {
-				tk.queues[topic] = &partQueue{topic: topic, part: p, next: -1}
-			}
+			tk.queue(topic)
 		}
 	}
 	a.setState(Running)
@@ -83,6 +93,16 @@ func (a *App) newTask(id topology.TaskID) (*task, error) {
 	}
 	a.log.Info("task started", "task", id.String())
 	return &task{id: id, t: t, queues: map[string]*partQueue{}, stores: rt.stores}, nil
+}
+
+// subOf returns the sub-topology that reads topic, remembering the answer.
+func (a *App) subOf(topic string) *topology.SubTopology {
+	if st, ok := a.subs[topic]; ok {
+		return st
+	}
+	st := a.topo.SubTopologyOf(a.cfg.appID, topic)
+	a.subs[topic] = st
+	return st
 }
 
 // onRevoked commits, then closes the tasks of revoked partitions. Their
@@ -109,7 +129,7 @@ func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) 
 
 func (a *App) dropTasks(parts map[string][]int32) {
 	for topic, ps := range parts {
-		st := a.topo.SubTopologyOf(a.cfg.appID, topic)
+		st := a.subOf(topic)
 		if st == nil {
 			continue
 		}
@@ -139,7 +159,7 @@ func (a *App) closeTask(id topology.TaskID) error {
 // task's records, taking next the partition whose head record is oldest.
 func (a *App) process(fetches kgo.Fetches) error {
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		st := a.topo.SubTopologyOf(a.cfg.appID, p.Topic)
+		st := a.subOf(p.Topic)
 		if st == nil || len(p.Records) == 0 {
 			return
 		}
@@ -147,11 +167,7 @@ func (a *App) process(fetches kgo.Fetches) error {
 		if tk == nil {
 			return // revoked since the fetch
 		}
-		q := tk.queues[p.Topic]
-		if q == nil {
-			q = &partQueue{topic: p.Topic, part: p.Partition, next: -1}
-			tk.queues[p.Topic] = q
-		}
+		q := tk.queue(p.Topic)
 		q.recs = append(q.recs, p.Records...)
 	})
 	for _, tk := range a.tasks {
@@ -161,14 +177,14 @@ func (a *App) process(fetches kgo.Fetches) error {
 				break
 			}
 			r := q.recs[q.head]
-			q.recs[q.head] = nil
 			q.head++
 			if err := a.processRecord(tk, r); err != nil {
 				return err
 			}
 			q.next, q.epoch = r.Offset+1, r.LeaderEpoch
 		}
-		for _, q := range tk.queues {
+		for _, q := range tk.order {
+			clear(q.recs)
 			q.recs, q.head = q.recs[:0], 0
 		}
 	}
@@ -179,7 +195,7 @@ func (a *App) process(fetches kgo.Fetches) error {
 // timestamp, or nil if all are empty.
 func oldestHead(tk *task) *partQueue {
 	var best *partQueue
-	for _, q := range tk.queues {
+	for _, q := range tk.order {
 		if q.head == len(q.recs) {
 			continue
 		}
@@ -362,12 +378,16 @@ func (r *taskRuntime) GlobalStore(name string) (state.Store, error) {
 func (r *taskRuntime) Send(rec topology.RawRecord) error {
 	a := r.a
 	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: toKgoHeaders(rec.Headers)}
-	a.cl.Produce(a.loopCtx, kr, func(kr *kgo.Record, err error) {
-		if err != nil {
-			a.produceFailed(kr, err)
-		}
-	})
+	a.cl.Produce(a.loopCtx, kr, a.sent)
 	return a.fatalErr()
+}
+
+// sent is the promise of every record a sink produces; made once, so a
+// produce allocates no closure.
+func (a *App) sent(kr *kgo.Record, err error) {
+	if err != nil {
+		a.produceFailed(kr, err)
+	}
 }
 
 func (a *App) produceFailed(kr *kgo.Record, err error) {
