@@ -99,7 +99,8 @@ type App struct {
 
 	fatal       atomic.Pointer[error] // set by a produce that must stop the App
 	ackMu       sync.Mutex
-	acked       map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
+	acked       map[string]map[int32]int64       // changelog topic -> partition -> last acked offset
+	taskOffsets atomic.Pointer[map[string]int64] // published at each commit for the balancer
 	skipped     atomic.Int64
 	closedSkips int64 // skipped by processors of tasks since closed; under mu
 }

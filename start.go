@@ -84,7 +84,13 @@ func (a *App) start(ctx context.Context) error {
 				}
 				return -1
 			},
-			Data: assign.MemberData{Version: 1},
+			Data: func() assign.MemberData {
+				md := assign.MemberData{Version: 1}
+				if p := a.taskOffsets.Load(); p != nil {
+					md.TaskOffsets = *p
+				}
+				return md
+			},
 		}),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),

@@ -283,6 +283,7 @@ func (a *App) commit(ctx context.Context) error {
 		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
+	taskOffsets := map[string]int64{}
 	for _, tk := range a.tasks {
 		for _, s := range tk.stores {
 			if s.changelog == "" {
@@ -292,6 +293,9 @@ func (a *App) commit(ctx context.Context) error {
 				if err := s.r.Checkpoint(off); err != nil {
 					return fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
 				}
+			}
+			if off, ok, _ := s.r.AppliedOffset(); ok {
+				taskOffsets[tk.id.String()] += off + 1
 			}
 		}
 		for _, q := range tk.queues {
@@ -304,6 +308,7 @@ func (a *App) commit(ctx context.Context) error {
 			offsets[q.topic][q.part] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
 		}
 	}
+	a.taskOffsets.Store(&taskOffsets)
 	a.lastCommit = time.Now()
 	if len(offsets) == 0 {
 		return nil

@@ -39,14 +39,19 @@ type MemberData struct {
 	Version int `json:"v"`
 	// Host is the host:port the member serves queries on, if any.
 	Host string `json:"host,omitempty"`
+	// TaskOffsets are, for the tasks whose state the member holds, how far
+	// their stores are into their changelogs (the sum over the task's
+	// stores): what warm-up compares with the changelogs' ends.
+	TaskOffsets map[string]int64 `json:"offsets,omitempty"`
 }
 
 // Balancer is a kgo.GroupBalancer that assigns tasks.
 type Balancer struct {
 	// SubtopologyOf returns the sub-topology that reads topic, or -1.
 	SubtopologyOf func(topic string) int
-	// Data is this member's metadata.
-	Data MemberData
+	// Data returns this member's metadata when it joins the group. It is
+	// called from the client's goroutine.
+	Data func() MemberData
 }
 
 var _ kgo.GroupBalancer = (*Balancer)(nil)
@@ -76,7 +81,11 @@ func (b *Balancer) JoinGroupMetadata(interests []string, current map[string][]in
 		owned.Partitions = current[t]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
-	data, _ := json.Marshal(b.Data) // a struct of strings and ints always marshals
+	var md MemberData
+	if b.Data != nil {
+		md = b.Data()
+	}
+	data, _ := json.Marshal(md) // strings and numbers always marshal
 	meta.UserData = data
 	return meta.AppendTo(nil)
 }

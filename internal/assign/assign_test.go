@@ -1,9 +1,12 @@
 package assign
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func tasksOf(subs, parts int) []Task {
@@ -113,5 +116,29 @@ func TestAssignProperties(t *testing.T) {
 	}
 	if len(Assign(tasksOf(1, 3), nil, nil)) != 0 {
 		t.Error("tasks assigned to no members")
+	}
+}
+
+// TestJoinMetadata checks what a member tells the group: its topics, the
+// partitions it owns (sorted, for stickiness and the cooperative protocol)
+// and its MemberData, and that the assignment it gets back parses.
+func TestJoinMetadata(t *testing.T) {
+	b := &Balancer{
+		SubtopologyOf: func(string) int { return 0 },
+		Data: func() MemberData {
+			return MemberData{Version: 1, Host: "h:1", TaskOffsets: map[string]int64{"0_1": 42}}
+		},
+	}
+	raw := b.JoinGroupMetadata([]string{"a", "b"}, map[string][]int32{"b": {1}, "a": {0, 2}}, 7)
+	var meta kmsg.ConsumerMemberMetadata
+	if err := meta.ReadFrom(raw); err != nil {
+		t.Fatal(err)
+	}
+	if meta.Generation != 7 || len(meta.Topics) != 2 || len(meta.OwnedPartitions) != 2 || meta.OwnedPartitions[0].Topic != "a" {
+		t.Errorf("metadata: %+v", meta)
+	}
+	var md MemberData
+	if err := json.Unmarshal(meta.UserData, &md); err != nil || md.Host != "h:1" || md.TaskOffsets["0_1"] != 42 {
+		t.Errorf("member data %s: %+v, %v", meta.UserData, md, err)
 	}
 }
