@@ -2,7 +2,7 @@ package riffle_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"regexp"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/riffle-streams/riffle"
@@ -18,20 +19,48 @@ import (
 	"github.com/riffle-streams/riffle/topology"
 )
 
-func TestAppCountsWordsOnEmbeddedBroker(t *testing.T) {
+// brokers returns the brokers to test against: RIFFLE_BROKERS if set (a
+// real cluster), else a fresh embedded broker. create makes topics on it.
+func brokers(t *testing.T) (addrs []string, create func(ctx context.Context, partitions int32, topics ...string) error) {
+	t.Helper()
+	if env := os.Getenv("RIFFLE_BROKERS"); env != "" {
+		addrs = strings.Split(env, ",")
+		return addrs, func(ctx context.Context, partitions int32, topics ...string) error {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, topics...)
+			if err == nil {
+				err = resps.Error()
+			}
+			return err
+		}
+	}
 	b, err := riffle.StartEmbeddedBroker()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(b.Close)
+	return b.Addrs(), b.CreateTopics
+}
+
+// TestAppCountsWords runs a word count App (a repartition and a store with
+// its changelog) on the embedded broker, or on RIFFLE_BROKERS, and checks
+// the counts are exact.
+func TestAppCountsWords(t *testing.T) {
+	addrs, create := brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := b.CreateTopics(ctx, 3, "lines", "counts"); err != nil {
+	run := fmt.Sprint(time.Now().UnixNano())
+	lines, countsOut := "lines-"+run, "counts-"+run
+	if err := create(ctx, 3, lines, countsOut); err != nil {
 		t.Fatal(err)
 	}
 	bld := topology.NewBuilder()
 	nonWord := regexp.MustCompile(`\W+`)
-	words := stream.FlatMapValues(stream.From[[]byte, string](bld, "lines", stream.WithKeySerde(serde.ByteArray())), func(l string) []string {
+	words := stream.FlatMapValues(stream.From[[]byte, string](bld, lines, stream.WithKeySerde(serde.ByteArray())), func(l string) []string {
 		var out []string
 		for _, w := range nonWord.Split(strings.ToLower(l), -1) {
 			if w != "" {
@@ -41,12 +70,12 @@ func TestAppCountsWordsOnEmbeddedBroker(t *testing.T) {
 		return out
 	})
 	counts := stream.GroupBy(words, func(_ []byte, w string) string { return w }).Count(stream.Named("counts"))
-	stream.ToStream(counts).To("counts")
+	stream.ToStream(counts).To(countsOut)
 	topo, err := bld.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := riffle.New(topo, riffle.ApplicationID("wc"), riffle.BootstrapServers(b.Addrs()...),
+	app, err := riffle.New(topo, riffle.ApplicationID("wc-"+run), riffle.BootstrapServers(addrs...),
 		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond),
 		riffle.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
@@ -56,14 +85,14 @@ func TestAppCountsWordsOnEmbeddedBroker(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx) }()
 
-	pcl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	pcl, _ := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	defer pcl.Close()
 	for _, l := range []string{"hello world", "hello riffle", "world world"} {
-		if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: "lines", Value: []byte(l)}).FirstErr(); err != nil {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: lines, Value: []byte(l)}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ccl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumeTopics("counts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ccl, _ := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(countsOut), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer ccl.Close()
 	final := map[string]int64{}
 	for final["world"] != 3 || final["hello"] != 2 || final["riffle"] != 1 {
@@ -76,9 +105,67 @@ func TestAppCountsWordsOnEmbeddedBroker(t *testing.T) {
 			final[string(r.Key)] = n
 		})
 	}
-	t.Log(final)
+	t.Logf("checked: the latest counts are exactly %v", final)
 	stop()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+	if err := <-done; err != nil {
+		t.Fatalf("Run after a graceful stop: %v", err)
+	}
+	if app.State() != riffle.NotRunning {
+		t.Errorf("state after Run: %v", app.State())
+	}
+}
+
+// TestNewChecksConfig: a bad configuration fails in New, before Kafka is
+// touched, and says what is wrong.
+func TestNewChecksConfig(t *testing.T) {
+	bld := topology.NewBuilder()
+	stream.From[string, string](bld, "in").To("out")
+	topo, err := bld.Build()
+	if err != nil {
 		t.Fatal(err)
+	}
+	cases := []struct {
+		opts []riffle.Option
+		want string
+	}{
+		{nil, "application id is required"},
+		{[]riffle.Option{riffle.ApplicationID("a b")}, "may hold only"},
+		{[]riffle.Option{riffle.ApplicationID("a")}, "no bootstrap servers"},
+		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.CommitInterval(0)}, "commit interval"},
+		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.ReplicationFactor(0)}, "replication factor"},
+		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.OnProduceError(riffle.DeadLetter("dlq"))}, "cannot send to a dead-letter topic"},
+	}
+	for _, c := range cases {
+		_, err := riffle.New(topo, c.opts...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%d options): %v, want an error saying %q", len(c.opts), err, c.want)
+		}
+	}
+	if _, err := riffle.New(nil); err == nil {
+		t.Error("New(nil) did not fail")
+	}
+}
+
+// TestMissingSourceTopic: a topic the topology reads must exist; the error
+// names it rather than creating it.
+func TestMissingSourceTopic(t *testing.T) {
+	addrs, _ := brokers(t)
+	bld := topology.NewBuilder()
+	missing := fmt.Sprintf("no-such-topic-%d", time.Now().UnixNano())
+	stream.From[string, string](bld, missing).To(missing + "-out")
+	topo, _ := bld.Build()
+	app, err := riffle.New(topo, riffle.ApplicationID("missing"), riffle.BootstrapServers(addrs...),
+		riffle.StateDir(t.TempDir()), riffle.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = app.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "do not exist") {
+		t.Errorf("Run: %v, want an error naming %q", err, missing)
+	}
+	if app.State() != riffle.Error {
+		t.Errorf("state: %v", app.State())
 	}
 }
