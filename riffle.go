@@ -95,7 +95,12 @@ type App struct {
 	tasks      map[topology.TaskID]*task
 	subs       map[string]*topology.SubTopology // by topic read; see subOf
 	lastCommit time.Time
-	loopCtx    context.Context
+	loopCtx    context.Context // Run's: ends polling and restoring
+	// ioCtx carries produces and commits. The user's context does not
+	// cancel it, so a graceful close can flush and commit what is in
+	// hand; shutdown cancels it last.
+	ioCtx    context.Context
+	ioCancel context.CancelFunc
 
 	fatal       atomic.Pointer[error] // set by a produce that must stop the App
 	ackMu       sync.Mutex
@@ -179,6 +184,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}()
 	a.loopCtx = ctx
+	a.ioCtx, a.ioCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer a.ioCancel()
 	if err := a.start(ctx); err != nil {
 		return errors.Join(err, a.shutdown())
 	}
@@ -215,7 +222,7 @@ func (a *App) loop(ctx context.Context) error {
 		a.mu.Lock()
 		err := a.process(fetches)
 		if err == nil && time.Since(a.lastCommit) >= a.cfg.commitInterval {
-			err = a.commit(ctx)
+			err = a.commit(a.ioCtx)
 		}
 		if err == nil {
 			err = a.punctuate()
@@ -249,7 +256,7 @@ func (a *App) setFatal(err error) { a.fatal.CompareAndSwap(nil, &err) }
 func (a *App) shutdown() error {
 	a.setState(PendingShutdown)
 	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(a.ioCtx, 30*time.Second)
 	defer cancel()
 	a.mu.Lock()
 	if a.cl != nil && a.fatalErr() == nil {

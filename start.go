@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -93,6 +94,9 @@ func (a *App) start(ctx context.Context) error {
 			},
 		}),
 		kgo.DisableAutoCommit(),
+		// As Kafka Streams (fetch.max.wait.ms=500): partitions handed over in
+		// a rebalance are fetched within half a second.
+		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(a.onAssigned),

@@ -62,6 +62,9 @@ type taskStore struct {
 func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.State() == PendingShutdown {
+		return
+	}
 	a.setState(Rebalancing)
 	for topic, parts := range assigned {
 		st := a.subOf(topic)
@@ -74,6 +77,9 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			if !ok {
 				var err error
 				if tk, err = a.newTask(id); err != nil {
+					if a.loopCtx.Err() != nil {
+						return // closing: the restore was cut short on purpose
+					}
 					a.setFatal(err)
 					return
 				}
@@ -111,8 +117,11 @@ func (a *App) subOf(topic string) *topology.SubTopology {
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.tasks) == 0 {
+		return // closing: shutdown has committed and closed them
+	}
 	a.setState(Rebalancing)
-	if err := a.commit(context.WithoutCancel(ctx)); err != nil {
+	if err := a.commit(a.ioCtx); err != nil {
 		a.setFatal(err)
 	}
 	a.dropTasks(revoked)
@@ -242,7 +251,7 @@ func (a *App) decodeFailed(r *kgo.Record, de *topology.DecodeError) error {
 			kgo.RecordHeader{Key: "riffle.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 		),
 	}
-	a.cl.Produce(a.loopCtx, dl, func(_ *kgo.Record, err error) {
+	a.cl.Produce(a.ioCtx, dl, func(_ *kgo.Record, err error) {
 		if err != nil {
 			a.setFatal(fmt.Errorf("riffle: write a record of %s[%d]@%d to dead-letter topic %q: %w", r.Topic, r.Partition, r.Offset, p.deadLetter, err))
 		}
@@ -383,7 +392,7 @@ func (r *taskRuntime) GlobalStore(name string) (state.Store, error) {
 func (r *taskRuntime) Send(rec topology.RawRecord) error {
 	a := r.a
 	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: toKgoHeaders(rec.Headers)}
-	a.cl.Produce(a.loopCtx, kr, a.sent)
+	a.cl.Produce(a.ioCtx, kr, a.sent)
 	return a.fatalErr()
 }
 
@@ -443,7 +452,7 @@ func (c *changelog) Append(key, value []byte) error {
 	if value != nil {
 		kr.Value = append([]byte{}, value...)
 	}
-	a.cl.Produce(a.loopCtx, kr, func(kr *kgo.Record, err error) {
+	a.cl.Produce(a.ioCtx, kr, func(kr *kgo.Record, err error) {
 		if err != nil {
 			a.setFatal(fmt.Errorf("riffle: write changelog %s[%d]: %w", kr.Topic, kr.Partition, err))
 			return
