@@ -15,6 +15,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Store is a named state store owned by one task.
@@ -94,6 +95,8 @@ func (k Kind) String() string {
 	switch k {
 	case KindKeyValue:
 		return "key-value"
+	case KindWindow:
+		return "window"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -137,6 +140,8 @@ type Spec struct {
 	// the runtime has a cache budget (see CachingStore). It is true unless
 	// turned off.
 	Cached bool
+	// Retention is how long a window store keeps windows (KindWindow).
+	Retention time.Duration
 }
 
 // Option configures a [Spec].
@@ -174,7 +179,13 @@ func (s Spec) Validate() error {
 	if !validName(s.Name) {
 		return fmt.Errorf("state: store %q: name may hold only ASCII letters, digits, '.', '_' and '-'", s.Name)
 	}
-	if s.Kind != KindKeyValue {
+	switch s.Kind {
+	case KindKeyValue:
+	case KindWindow:
+		if s.Retention <= 0 {
+			return fmt.Errorf("state: window store %q: retention %v must be positive", s.Name, s.Retention)
+		}
+	default:
 		return fmt.Errorf("state: store %q: unknown kind %v", s.Name, s.Kind)
 	}
 	if s.Backend != InMemoryBackend && s.Backend != PersistentBackend {
