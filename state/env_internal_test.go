@@ -46,8 +46,11 @@ func TestWriteBufferBudget(t *testing.T) {
 		t.Errorf("unflushed writes reached %d bytes, over %d", most, limit)
 	}
 	// Each store holds at least its smallest memtable; the rest is bounded
-	// by the budget.
-	if limit := int64(stores*2*256<<10 + budget/2); memMost > limit {
+	// by the budget. The Env flushes in the background, so on a loaded
+	// machine memtables can run ahead of it for a while: the bound allows
+	// the whole budget on top of the floor. Unbounded, 16 stores' memtables
+	// would grow to about 32 MiB here.
+	if limit := int64(stores*2*256<<10 + budget); memMost > limit {
 		t.Errorf("memtables reached %d bytes, over %d", memMost, limit)
 	}
 }

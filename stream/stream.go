@@ -34,6 +34,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"time"
 
 	"github.com/riffle-streams/riffle/internal/dsl"
 	"github.com/riffle-streams/riffle/serde"
@@ -73,6 +74,8 @@ type options struct {
 	label      string
 	store      string
 	storeOpts  []state.Option
+	eventTime  any // func(K, V) time.Time
+	invalidTS  *topology.InvalidTimestampPolicy
 }
 
 func collect(opts []Option) options {
@@ -99,6 +102,49 @@ func WithValueSerde[V any](s serde.Serde[V]) Option { return func(o *options) { 
 // topology.Builder.AddStore, to the processor of [Process].
 func WithStores(names ...string) Option {
 	return func(o *options) { o.stores = append(o.stores, names...) }
+}
+
+// EventTime makes a source take each record's event time from fn (a
+// func(K, V) time.Time of the source's key and value types), for example a
+// field of the value; by default it is the record's Kafka timestamp. Stream
+// time, windows and stream-time punctuations follow it.
+func EventTime[K, V any](fn func(K, V) time.Time) Option {
+	return func(o *options) { o.eventTime = fn }
+}
+
+// OnInvalidTimestamp sets what a source does with a record whose event time
+// is invalid (before the Unix epoch): fail (the default), skip it (counted
+// and logged), or give it its partition's latest valid time.
+func OnInvalidTimestamp(p topology.InvalidTimestampPolicy) Option {
+	return func(o *options) { o.invalidTS = &p }
+}
+
+// timestamps applies the EventTime and OnInvalidTimestamp options to the
+// source named name.
+func timestamps[K, V any](b *topology.Builder, name string, o options) {
+	if o.eventTime == nil && o.invalidTS == nil {
+		return
+	}
+	var extract func(topology.Record[K, V]) time.Time
+	if o.eventTime != nil {
+		fn, ok := o.eventTime.(func(K, V) time.Time)
+		if !ok {
+			var k K
+			var v V
+			b.AddError(fmt.Errorf("stream: source %q: EventTime takes a %T, not a func(%T, %T) time.Time", name, o.eventTime, k, v))
+			return
+		}
+		if fn == nil {
+			b.AddError(fmt.Errorf("stream: source %q: EventTime's function is nil", name))
+			return
+		}
+		extract = func(r topology.Record[K, V]) time.Time { return fn(r.Key, r.Value) }
+	}
+	policy := topology.FailOnInvalidTimestamp
+	if o.invalidTS != nil {
+		policy = *o.invalidTS
+	}
+	topology.SetTimestampExtractor(b, name, extract, policy)
 }
 
 // WithPartitions sets the partition count of a repartition topic. By default
@@ -150,6 +196,7 @@ func FromTopics[K, V any](b *topology.Builder, topics []string, opts ...Option) 
 	vs := serdeFor[V](b, o.valueSerde, nil, op, "value")
 	if ks != nil && vs != nil {
 		topology.AddSource(b, name, ks, vs, topics...)
+		timestamps[K, V](b, name, o)
 	}
 	return Stream[K, V]{b: b, node: name, keys: ks, values: vs}
 }
@@ -167,6 +214,7 @@ func FromPattern[K, V any](b *topology.Builder, pattern *regexp.Regexp, opts ...
 	vs := serdeFor[V](b, o.valueSerde, nil, op, "value")
 	if ks != nil && vs != nil {
 		topology.AddPatternSource(b, name, ks, vs, pattern)
+		timestamps[K, V](b, name, o)
 	}
 	return Stream[K, V]{b: b, node: name, keys: ks, values: vs}
 }

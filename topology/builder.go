@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -94,6 +95,11 @@ type node struct {
 	topics      []Topic
 	pattern     *regexp.Regexp
 	patternText string
+	// Source: how event time is taken from a record (a
+	// func(Record[K, V]) time.Time of the source's types), and what to do
+	// when it is invalid.
+	extract         any
+	invalidTSPolicy InvalidTimestampPolicy
 	// Sink: the topic it writes, or dynamic for a per-record chooser.
 	sinkTopic Topic
 	dynamic   bool
@@ -323,9 +329,52 @@ func addSource[K, V any](b *Builder, name string, keys serde.Serde[K], values se
 		keyOut: reflect.TypeFor[K](), valOut: reflect.TypeFor[V](),
 	}
 	n.newInstance = func() instance {
-		return &sourceInst[K, V]{keys: keys, values: values}
+		s := &sourceInst[K, V]{keys: keys, values: values, policy: n.invalidTSPolicy, partitionTime: noStreamTime}
+		if n.extract != nil {
+			s.extract = n.extract.(func(Record[K, V]) time.Time)
+		}
+		return s
 	}
 	b.add(n)
+}
+
+// InvalidTimestampPolicy says what a source does with a record whose event
+// time is invalid (before the Unix epoch: Kafka's "no timestamp" is -1).
+type InvalidTimestampPolicy int
+
+const (
+	// FailOnInvalidTimestamp fails the record, as Kafka Streams' default
+	// extractor does.
+	FailOnInvalidTimestamp InvalidTimestampPolicy = iota
+	// SkipInvalidTimestamp drops the record, counted and logged.
+	SkipInvalidTimestamp
+	// UsePartitionTime gives the record the largest valid timestamp seen
+	// so far on its partition; a record before any valid one is skipped.
+	UsePartitionTime
+)
+
+// SetTimestampExtractor makes the source named source take each record's
+// event time from extract (by default, the record's Kafka timestamp) and
+// apply policy to invalid ones. Stream time, windows and punctuations
+// follow the extracted times. K and V must be the source's types.
+func SetTimestampExtractor[K, V any](b *Builder, source string, extract func(Record[K, V]) time.Time, policy InvalidTimestampPolicy) {
+	n, ok := b.byName[source]
+	switch {
+	case !ok || n.kind != sourceNode:
+		b.AddError(fmt.Errorf("topology: timestamp extractor: %q is not a source of the topology", source))
+		return
+	case n.keyOut != reflect.TypeFor[K]() || n.valOut != reflect.TypeFor[V]():
+		b.AddError(fmt.Errorf("topology: source %q: the timestamp extractor takes records of (%v, %v), but the source puts out (%v, %v)",
+			source, reflect.TypeFor[K](), reflect.TypeFor[V](), n.keyOut, n.valOut))
+		return
+	case policy < FailOnInvalidTimestamp || policy > UsePartitionTime:
+		b.AddError(fmt.Errorf("topology: source %q: unknown invalid-timestamp policy %d", source, policy))
+		return
+	}
+	if extract != nil {
+		n.extract = extract
+	}
+	n.invalidTSPolicy = policy
 }
 
 // AddProcessor adds a processor node named name, child of parents, whose

@@ -137,6 +137,11 @@ type sourceInst[K, V any] struct {
 	keys     serde.Serde[K]
 	values   serde.Serde[V]
 	children []receiver[K, V]
+	extract  func(Record[K, V]) time.Time
+	policy   InvalidTimestampPolicy
+	// partitionTime is the largest valid timestamp read (ms): a task reads
+	// one partition of each topic.
+	partitionTime int64
 }
 
 func (s *sourceInst[K, V]) addChild(child instance) error {
@@ -160,6 +165,26 @@ func (s *sourceInst[K, V]) receiveRaw(raw *RawRecord) error {
 		return s.decodeError("value", raw, err)
 	}
 	rec := Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp, Headers: raw.Headers}
+	if s.extract != nil {
+		rec.Timestamp = s.extract(rec)
+	}
+	ts := rec.Timestamp.UnixMilli()
+	if ts < 0 || rec.Timestamp.IsZero() {
+		switch {
+		case s.policy == UsePartitionTime && s.partitionTime != noStreamTime:
+			ts = s.partitionTime
+			rec.Timestamp = time.UnixMilli(ts)
+		case s.policy == FailOnInvalidTimestamp:
+			return s.wrap(fmt.Errorf("invalid timestamp %d ms (%v): choose SkipInvalidTimestamp or UsePartitionTime to go on", ts, rec.Timestamp), false)
+		default:
+			s.SkipRecord("invalid timestamp")
+			return nil
+		}
+	}
+	if ts > s.partitionTime {
+		s.partitionTime = ts
+	}
+	s.task.observe(ts)
 	for _, c := range s.children {
 		if err := c.receive(rec); err != nil {
 			return err

@@ -172,9 +172,6 @@ func (t *Task) Process(rec *RawRecord) (err error) {
 			return fmt.Errorf("topology: task %s reads no topic %q", t.id, rec.Topic)
 		}
 	}
-	if ts := rec.Timestamp.UnixMilli(); ts > t.streamTime {
-		t.streamTime = ts
-	}
 	t.meta = RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 	t.hasMeta = true
 	defer t.recoverInto(&err)
@@ -184,6 +181,14 @@ func (t *Task) Process(rec *RawRecord) (err error) {
 		return err
 	}
 	return t.punctuate(StreamTime, t.streamTime)
+}
+
+// observe moves stream time to ts (ms) if it is later: stream time never
+// goes back.
+func (t *Task) observe(ts int64) {
+	if ts > t.streamTime {
+		t.streamTime = ts
+	}
 }
 
 // patternSource finds the pattern source that reads topic and remembers it.
