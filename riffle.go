@@ -187,6 +187,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.ioCtx, a.ioCancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer a.ioCancel()
 	if err := a.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return a.shutdown() // stopped while starting: a graceful stop
+		}
 		return errors.Join(err, a.shutdown())
 	}
 	loopErr := a.loop(ctx)
