@@ -31,11 +31,34 @@ func brokers(t *testing.T) (addrs []string, create func(ctx context.Context, par
 				return err
 			}
 			defer cl.Close()
-			resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, topics...)
+			adm := kadm.NewClient(cl)
+			resps, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
 			if err == nil {
 				err = resps.Error()
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			// A broker's metadata can lag just behind the creation: wait
+			// until every topic shows with all its partitions.
+			for {
+				details, err := adm.ListTopics(ctx, topics...)
+				if err != nil {
+					return err
+				}
+				ready := true
+				for _, tp := range topics {
+					if d, ok := details[tp]; !ok || d.Err != nil || len(d.Partitions) != int(partitions) {
+						ready = false
+					}
+				}
+				if ready {
+					return nil
+				}
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("topics %v not visible: %w", topics, err)
+				}
+			}
 		}
 	}
 	b, err := riffle.StartEmbeddedBroker()
