@@ -41,11 +41,12 @@ const MinMemoryBudget int64 = 1 << 20
 //     charges each memtable it allocates to that cache, so cached blocks and
 //     memtables come out of the same P: as memtables grow, blocks are
 //     evicted.
-//   - Memtables (write buffers) are kept to about P/4 of data in all. Each
-//     store's memtable grows to at most P/8 (clamped to [256 KiB, 64 MiB]),
+//   - Memtables (write buffers) are kept to about B/4 of data in all. Each
+//     store's memtable grows to at most B/8 (clamped to [256 KiB, 64 MiB]),
 //     and the Env counts the bytes written to each store since its last
-//     flush; when the sum over all stores passes P/4, the Env flushes the
-//     store that has the most, in the background. So adding stores does not
+//     flush; when the sum over all stores passes B/4, the Env flushes the
+//     store that has the most, in the background. Their memory is charged
+//     to the block cache. So adding stores does not
 //     add write buffers, and blocks keep the rest of P.
 //   - The floor: each open persistent store holds at least Pebble's
 //     smallest memtable (256 KiB) and may keep one more for reuse, so about
@@ -57,7 +58,7 @@ const MinMemoryBudget int64 = 1 << 20
 //   - Open sstable files are shared through one file cache of about 1000
 //     files, however many stores there are.
 //
-// A Restore batch larger than half a memtable (P/16, but at least 128 KiB
+// A Restore batch larger than half a memtable (B/16, but at least 128 KiB
 // and at most 32 MiB) is written by Pebble as a memtable of its own and
 // flushed at once; keep batches smaller.
 //
@@ -141,10 +142,12 @@ func NewEnv(dir string, opts ...EnvOption) (*Env, error) {
 		records: NewCacheBudget(records),
 		logger:  c.logger,
 		cache:   pebble.NewCache(p),
-		flushAt: p / 4,
+		flushAt: c.budget / 4,
 		open:    map[string]*pebbleStore{},
 	}
-	e.memTableSize = uint64(min(max(p/8, 256<<10), 64<<20))
+	// Memtables are sized from the whole budget, but Pebble charges them to
+	// the block cache, so blocks and memtables together stay within P.
+	e.memTableSize = uint64(min(max(c.budget/8, 256<<10), 64<<20))
 	return e, nil
 }
 
@@ -213,47 +216,10 @@ func (e *Env) OpenKeyValue(appID, task string, spec Spec) (KeyValueStore, error)
 	if spec.Backend == InMemoryBackend {
 		return NewInMemoryKeyValue(spec.Name), nil
 	}
-	if err := checkIDs(spec.Name, appID, task); err != nil {
+	s, err := e.openPebbleOf(appID, task, spec)
+	if err != nil {
 		return nil, err
 	}
-	if e.dir == "" {
-		return nil, fmt.Errorf("state: store %q: is persistent, but the state directory is not set", spec.Name)
-	}
-	path := e.StoreDir(appID, task, spec.Name)
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("state: store %q: open: the environment is closed", spec.Name)
-	}
-	if s, ok := e.open[path]; ok {
-		e.mu.Unlock()
-		if s == nil {
-			return nil, fmt.Errorf("state: store %q in %s: is being opened or wiped", spec.Name, path)
-		}
-		return nil, fmt.Errorf("state: store %q in %s: is already open", spec.Name, path)
-	}
-	// Hold the place while opening, so the store is not opened twice.
-	e.open[path] = nil
-	e.mu.Unlock()
-
-	s, err := e.openPebble(path, storeMeta{
-		Format:      FormatVersion,
-		Application: appID,
-		Task:        task,
-		Store:       spec.Name,
-		Kind:        spec.Kind.String(),
-	})
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err != nil || e.closed {
-		delete(e.open, path)
-		if err == nil {
-			s.closeDB()
-			err = fmt.Errorf("state: store %q: open: the environment is closed", spec.Name)
-		}
-		return nil, err
-	}
-	e.open[path] = s
 	return s, nil
 }
 
