@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,8 +211,15 @@ func (a *App) prepareTopics(ctx context.Context) error {
 		configs := map[string]*string{}
 		if it.Kind == topology.ChangelogTopic {
 			a.changelogs[name] = true
-			compact := "compact"
-			configs["cleanup.policy"] = &compact
+			policy := "compact"
+			if it.Store.Kind == state.KindWindow {
+				// Old windows go by time, as in Kafka Streams: retention
+				// plus a day.
+				policy = "compact,delete"
+				retention := strconv.FormatInt((it.Store.Retention + 24*time.Hour).Milliseconds(), 10)
+				configs["retention.ms"] = &retention
+			}
+			configs["cleanup.policy"] = &policy
 		}
 		if d, ok := details[name]; ok && d.Err == nil {
 			if got := int32(len(d.Partitions)); got != n {

@@ -417,6 +417,9 @@ func (a *App) produceFailed(kr *kgo.Record, err error) {
 // it from there, and puts a record cache in front if the App caches.
 func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Store, error) {
 	a := r.a
+	if spec.Kind == state.KindWindow {
+		return r.openWindow(id, spec)
+	}
 	kv, err := a.env.OpenKeyValue(a.cfg.appID, id.String(), spec)
 	if err != nil {
 		return nil, err
@@ -436,6 +439,28 @@ func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Stor
 	ts.r = kv.(state.Restorable)
 	r.stores = append(r.stores, ts)
 	return kv, nil
+}
+
+// openWindow opens a window store of the task, logged and restored like a
+// key-value store. Window stores have no record cache.
+func (r *taskRuntime) openWindow(id topology.TaskID, spec state.Spec) (state.Store, error) {
+	a := r.a
+	ws, err := a.env.OpenWindow(a.cfg.appID, id.String(), spec)
+	if err != nil {
+		return nil, err
+	}
+	ts := taskStore{name: spec.Name}
+	if spec.Logged {
+		ts.changelog = topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID)
+		ws = state.LoggedWindow(ws, &changelog{a: a, topic: ts.changelog, partition: id.Partition})
+		if err := a.restore(id, spec.Name, ts.changelog, ws.(state.Restorable)); err != nil {
+			ws.Close()
+			return nil, err
+		}
+	}
+	ts.r = ws.(state.Restorable)
+	r.stores = append(r.stores, ts)
+	return ws, nil
 }
 
 // changelog produces a store's writes to its changelog partition and keeps

@@ -192,18 +192,27 @@ func (r *runtime) GlobalStore(name string) (state.Store, error) {
 // openStore opens a store on the configured backend, logged to its
 // changelog topic if the spec says so.
 func (d *Driver) openStore(task string, spec state.Spec) (state.Store, error) {
-	if spec.Kind != state.KindKeyValue {
-		return nil, fmt.Errorf("riffletest: store %q: kind %v is not supported", spec.Name, spec.Kind)
-	}
 	if d.cfg.backend != 0 {
 		spec.Backend = d.cfg.backend
+	}
+	log := &changelog{d: d, topic: topology.ChangelogFor(spec.Name).Resolve(d.cfg.appID)}
+	switch spec.Kind {
+	case state.KindWindow:
+		ws, err := d.env.OpenWindow(d.cfg.appID, task, spec)
+		if err != nil || !spec.Logged {
+			return ws, err
+		}
+		return state.LoggedWindow(ws, log), nil
+	case state.KindKeyValue:
+	default:
+		return nil, fmt.Errorf("riffletest: store %q: kind %v is not supported", spec.Name, spec.Kind)
 	}
 	kv, err := d.env.OpenKeyValue(d.cfg.appID, task, spec)
 	if err != nil {
 		return nil, err
 	}
 	if spec.Logged {
-		kv = state.Logged(kv, &changelog{d: d, topic: topology.ChangelogFor(spec.Name).Resolve(d.cfg.appID)})
+		kv = state.Logged(kv, log)
 	}
 	if d.cache != nil && spec.Cached && task != "global" {
 		kv = state.Cached(kv, d.cache)

@@ -80,6 +80,8 @@ type InternalTopic struct {
 	// Partitions is the partition count asked for; 0 means as many as the
 	// sub-topology that writes it reads.
 	Partitions int
+	// Store is the store a changelog belongs to.
+	Store state.Spec
 }
 
 // node is a node of the graph as declared.

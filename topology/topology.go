@@ -200,7 +200,7 @@ func (t *Topology) InternalTopics() []InternalTopic {
 	out := append([]InternalTopic(nil), t.internal...)
 	for _, name := range t.order {
 		if sd := t.stores[name]; sd.spec.Logged {
-			out = append(out, InternalTopic{Topic: ChangelogFor(name), Kind: ChangelogTopic})
+			out = append(out, InternalTopic{Topic: ChangelogFor(name), Kind: ChangelogTopic, Store: sd.spec})
 		}
 	}
 	return out
