@@ -74,6 +74,7 @@ type options struct {
 	label      string
 	store      string
 	storeOpts  []state.Option
+	emitFinal  bool
 	eventTime  any // func(K, V) time.Time
 	invalidTS  *topology.InvalidTimestampPolicy
 }

@@ -114,6 +114,14 @@ func (s windowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
 	return Windowed[K]{Key: k, Start: st, End: st.Add(s.size)}, nil
 }
 
+// EmitFinal makes a windowed aggregation emit each window once, with its
+// final aggregate, when the window closes (stream time passes its end plus
+// grace), instead of every update. What it has emitted is kept in a logged
+// store ("<store>-emitted"), so after a graceful restart or a rebalance no
+// final result is lost or emitted twice; after a crash, one may repeat, as
+// at-least-once allows. A record for a window already emitted is late.
+func EmitFinal() Option { return func(o *options) { o.emitFinal = true } }
+
 // WindowedBy is a grouped stream cut into time windows, to be aggregated.
 type WindowedBy[K, V any] struct {
 	g   *Grouped[K, V]
@@ -180,10 +188,17 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	}
 	spec := state.Window(store, wb.w.Size+wb.w.Grace, o.storeOpts...)
 	w := wb.w
+	emitted := ""
+	if o.emitFinal {
+		emitted = spec.Name + "-emitted"
+	}
 	topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
-		return &windowAggregate[K, V, VA]{store: spec.Name, keys: ks, values: vs, w: w, init: init, step: step}
+		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, keys: ks, values: vs, w: w, init: init, step: step}
 	}, in.node)
 	b.AddStore(spec, name)
+	if emitted != "" {
+		b.AddStore(state.KeyValue(emitted, append(append([]state.Option{}, o.storeOpts...), state.WithoutCaching())...), name)
+	}
 	return table.FromNode(b, name, WindowedSerde(ks, w.Size), vs, spec.Name)
 }
 
@@ -200,7 +215,19 @@ type windowAggregate[K, V, VA any] struct {
 	ws     state.WindowStore
 	nilKey null.Checker[K]
 	nilVal null.Checker[V]
+
+	// With EmitFinal: the store of the close time emitted up to, and that
+	// time (ms), or noneEmitted.
+	emittedStore string
+	emitted      state.KeyValueStore
+	emittedUpTo  int64
 }
+
+// noneEmitted is the close time of an aggregation that has emitted nothing.
+const noneEmitted = -1 << 62
+
+// emittedKey is the one key of an emitted-up-to store.
+var emittedKey = []byte("closed")
 
 func (p *windowAggregate[K, V, VA]) Init(ctx topology.Context[Windowed[K], table.Change[VA]]) error {
 	p.ctx = ctx
@@ -214,6 +241,22 @@ func (p *windowAggregate[K, V, VA]) Init(ctx topology.Context[Windowed[K], table
 	}
 	p.ws = ws
 	p.nilKey, p.nilVal = null.For[K](), null.For[V]()
+	if p.emittedStore != "" {
+		kv, err := topology.KeyValueStore(ctx, p.emittedStore)
+		if err != nil {
+			return err
+		}
+		p.emitted, p.emittedUpTo = kv, noneEmitted
+		b, err := kv.Get(emittedKey)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			if p.emittedUpTo, err = serde.Int64().Decode(b); err != nil {
+				return fmt.Errorf("store %q: %w", p.emittedStore, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -228,12 +271,24 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		p.ctx.SkipRecord("null value")
 		return nil
 	}
+	if p.emitted != nil {
+		// Emit what this record's time closes before applying it: its put
+		// may expire a window (retention runs from the newest window) in
+		// the same step that closes it.
+		if err := p.emitClosed(); err != nil {
+			return err
+		}
+	}
 	kb, err := p.keys.Encode(r.Key)
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
 	ts := r.Timestamp.UnixMilli()
 	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
+	if p.emitted != nil {
+		// A window already emitted is closed, whatever stream time says.
+		closeTime = max(closeTime, p.emittedUpTo)
+	}
 	size := p.w.Size.Milliseconds()
 	applied := false
 	err = p.w.starts(ts, func(start int64) error {
@@ -264,6 +319,9 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		if err := p.ws.Put(kb, start, vb); err != nil {
 			return err
 		}
+		if p.emitted != nil {
+			return nil // emitted when the window closes
+		}
 		st := time.UnixMilli(start)
 		return p.ctx.Forward(topology.Record[Windowed[K], table.Change[VA]]{
 			Key:       Windowed[K]{Key: r.Key, Start: st, End: st.Add(p.w.Size)},
@@ -275,4 +333,55 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		p.ctx.SkipRecord("late record")
 	}
 	return err
+}
+
+// emitClosed emits, once each, the windows that stream time has closed
+// since the last emission, oldest first, then records how far it got.
+func (p *windowAggregate[K, V, VA]) emitClosed() error {
+	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
+	if closeTime <= p.emittedUpTo {
+		return nil
+	}
+	size := p.w.Size.Milliseconds()
+	// Closed now: end <= closeTime. Emitted before: end <= emittedUpTo.
+	from := int64(noneEmitted)
+	if p.emittedUpTo != noneEmitted {
+		from = p.emittedUpTo - size + 1
+	}
+	it, err := p.ws.FetchAll(from, closeTime-size)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.Next() {
+		k, err := p.keys.Decode(it.Key())
+		if err != nil {
+			return fmt.Errorf("decode the key of a closed window: %w", err)
+		}
+		v, err := p.values.Decode(it.Value())
+		if err != nil {
+			return fmt.Errorf("decode the aggregate of a closed window: %w", err)
+		}
+		st := time.UnixMilli(it.Start())
+		err = p.ctx.Forward(topology.Record[Windowed[K], table.Change[VA]]{
+			Key:       Windowed[K]{Key: k, Start: st, End: st.Add(p.w.Size)},
+			Value:     table.Change[VA]{New: v, HasNew: true},
+			Timestamp: st.Add(p.w.Size - time.Millisecond), // the window's last instant
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	b, err := serde.Int64().Encode(closeTime)
+	if err != nil {
+		return err
+	}
+	if err := p.emitted.Put(emittedKey, b); err != nil {
+		return err
+	}
+	p.emittedUpTo = closeTime
+	return nil
 }
