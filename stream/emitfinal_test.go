@@ -99,3 +99,61 @@ func TestEmitFinalSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart: %q, want only the window that closed since", got)
 	}
 }
+
+// TestCloseIdleAfter: a window of a partition that goes quiet is emitted
+// once the wall clock has run past its end plus grace, without waiting for
+// another record; a record that then arrives for it is late.
+func TestCloseIdleAfter(t *testing.T) {
+	w := stream.Tumbling(10*time.Second, 5*time.Second)
+	b := topology.NewBuilder()
+	counts := stream.From[string, string](b, "events").GroupByKey().WindowedBy(w).
+		Count(stream.Named("counts"), stream.EmitFinal(), stream.CloseIdleAfter(3*time.Second))
+	stream.ToStream(counts).To("final", stream.WithKeySerde(stream.WindowedSerde(serde.String(), w.Size)))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := riffletest.New(topo, riffletest.WithBackend(state.InMemoryBackend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := riffletest.Input(d, "events", serde.String(), serde.String())
+	out := riffletest.Output(d, "final", stream.WindowedSerde(serde.String(), w.Size), serde.Int64())
+	for _, at := range []int64{1_000, 6_000} {
+		if err := in.PipeAt("k", "e", time.UnixMilli(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stream time is 6s; [0,10s) closes at 15s of stream time. Idle for
+	// 3s of wall clock, time runs on with the clock: it is 6s + 10s at the
+	// last advance below, past 15s.
+	steps := []struct {
+		by   time.Duration
+		want string
+	}{
+		{2 * time.Second, ""},              // not idle long enough
+		{4 * time.Second, ""},              // idle 6s: time 12s, close 7s: not yet
+		{4 * time.Second, "k@[0,10000)=2"}, // idle 10s: time 16s, close 11s
+		{10 * time.Second, ""},             // emitted once only
+	}
+	for _, s := range steps {
+		if err := d.AdvanceWallClock(s.by); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(readWindows(t, out), " "); got != s.want {
+			t.Fatalf("after %v more of wall clock: %q, want %q", s.by, got, s.want)
+		}
+	}
+	if err := in.PipeAt("k", "e", time.UnixMilli(7_000)); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Skipped()[topology.SkipKey{Node: "counts", Reason: "late record"}]; n != 1 {
+		t.Errorf("a record for the emitted window was not late: %v", d.Skipped())
+	}
+	b = topology.NewBuilder()
+	stream.From[string, string](b, "in").GroupByKey().WindowedBy(w).Count(stream.CloseIdleAfter(time.Second))
+	if _, err := b.Build(); err == nil || !strings.Contains(err.Error(), "CloseIdleAfter needs EmitFinal") {
+		t.Errorf("CloseIdleAfter without EmitFinal: %v", err)
+	}
+}

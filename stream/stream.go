@@ -75,6 +75,7 @@ type options struct {
 	store      string
 	storeOpts  []state.Option
 	emitFinal  bool
+	closeIdle  time.Duration
 	eventTime  any // func(K, V) time.Time
 	invalidTS  *topology.InvalidTimestampPolicy
 }

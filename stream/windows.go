@@ -122,6 +122,15 @@ func (s windowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
 // at-least-once allows. A record for a window already emitted is late.
 func EmitFinal() Option { return func(o *options) { o.emitFinal = true } }
 
+// CloseIdleAfter, with EmitFinal, closes windows by wall-clock time when
+// their partition is idle: once stream time has not moved for d of wall-clock
+// time, the aggregation lets its time run on with the clock and emits the
+// windows that closes, so the last window of a quiet partition (a
+// dashboard's current minute) does not wait for the next record. A record
+// that arrives later for a window so emitted is late. This goes beyond
+// Kafka Streams, whose windows close only on stream time.
+func CloseIdleAfter(d time.Duration) Option { return func(o *options) { o.closeIdle = d } }
+
 // WindowedBy is a grouped stream cut into time windows, to be aggregated.
 type WindowedBy[K, V any] struct {
 	g   *Grouped[K, V]
@@ -192,8 +201,15 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	if o.emitFinal {
 		emitted = spec.Name + "-emitted"
 	}
+	switch {
+	case o.closeIdle < 0:
+		b.AddError(fmt.Errorf("stream: windowed aggregation %q: CloseIdleAfter(%v) is negative", name, o.closeIdle))
+	case o.closeIdle > 0 && !o.emitFinal:
+		b.AddError(fmt.Errorf("stream: windowed aggregation %q: CloseIdleAfter needs EmitFinal: only final results are emitted on close", name))
+	}
+	idle := o.closeIdle
 	topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
-		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, keys: ks, values: vs, w: w, init: init, step: step}
+		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, closeIdle: idle, keys: ks, values: vs, w: w, init: init, step: step}
 	}, in.node)
 	b.AddStore(spec, name)
 	if emitted != "" {
@@ -221,6 +237,12 @@ type windowAggregate[K, V, VA any] struct {
 	emittedStore string
 	emitted      state.KeyValueStore
 	emittedUpTo  int64
+
+	// With CloseIdleAfter: the idle time, and when (wall clock) stream
+	// time last moved, and to what (ms).
+	closeIdle  time.Duration
+	lastMoved  time.Time
+	lastStream int64
 }
 
 // noneEmitted is the close time of an aggregation that has emitted nothing.
@@ -257,7 +279,28 @@ func (p *windowAggregate[K, V, VA]) Init(ctx topology.Context[Windowed[K], table
 			}
 		}
 	}
+	if p.closeIdle > 0 {
+		p.lastStream = noneEmitted
+		every := min(p.closeIdle, time.Second)
+		if _, err := ctx.Schedule(every, topology.WallClockTime, p.closeIdleWindows); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// closeIdleWindows, a wall-clock punctuation, emits the windows closed by
+// letting time run on with the clock once stream time has stood still for
+// closeIdle.
+func (p *windowAggregate[K, V, VA]) closeIdleWindows(now time.Time) error {
+	if p.lastStream == noneEmitted {
+		return nil // no record yet: no time to run on from
+	}
+	idle := now.Sub(p.lastMoved)
+	if idle < p.closeIdle {
+		return nil
+	}
+	return p.emitClosedAt(p.lastStream + idle.Milliseconds() - p.w.Grace.Milliseconds())
 }
 
 func (p *windowAggregate[K, V, VA]) Close() error { return nil }
@@ -272,10 +315,13 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		return nil
 	}
 	if p.emitted != nil {
+		if st := p.ctx.StreamTime().UnixMilli(); p.closeIdle > 0 && st > p.lastStream {
+			p.lastStream, p.lastMoved = st, p.ctx.WallClock()
+		}
 		// Emit what this record's time closes before applying it: its put
 		// may expire a window (retention runs from the newest window) in
 		// the same step that closes it.
-		if err := p.emitClosed(); err != nil {
+		if err := p.emitClosedAt(p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()); err != nil {
 			return err
 		}
 	}
@@ -335,10 +381,10 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 	return err
 }
 
-// emitClosed emits, once each, the windows that stream time has closed
-// since the last emission, oldest first, then records how far it got.
-func (p *windowAggregate[K, V, VA]) emitClosed() error {
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
+// emitClosedAt emits, once each, the windows that end at or before
+// closeTime (ms) and were not emitted yet, oldest first, then records how
+// far it got.
+func (p *windowAggregate[K, V, VA]) emitClosedAt(closeTime int64) error {
 	if closeTime <= p.emittedUpTo {
 		return nil
 	}
