@@ -76,6 +76,7 @@ type options struct {
 	storeOpts  []state.Option
 	emitFinal  bool
 	closeIdle  time.Duration
+	onLate     any // func(K, V, time.Time)
 	eventTime  any // func(K, V) time.Time
 	invalidTS  *topology.InvalidTimestampPolicy
 }

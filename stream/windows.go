@@ -131,6 +131,14 @@ func EmitFinal() Option { return func(o *options) { o.emitFinal = true } }
 // Kafka Streams, whose windows close only on stream time.
 func CloseIdleAfter(d time.Duration) Option { return func(o *options) { o.closeIdle = d } }
 
+// OnLateRecord calls fn (a func(K, V, time.Time) of the aggregation's key
+// and value types) with each record a windowed aggregation drops as late,
+// and its event time, after counting and logging it: for example to send it
+// to a side output.
+func OnLateRecord[K, V any](fn func(K, V, time.Time)) Option {
+	return func(o *options) { o.onLate = fn }
+}
+
 // WindowedBy is a grouped stream cut into time windows, to be aggregated.
 type WindowedBy[K, V any] struct {
 	g   *Grouped[K, V]
@@ -208,8 +216,18 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 		b.AddError(fmt.Errorf("stream: windowed aggregation %q: CloseIdleAfter needs EmitFinal: only final results are emitted on close", name))
 	}
 	idle := o.closeIdle
+	var onLate func(K, V, time.Time)
+	if o.onLate != nil {
+		fn, ok := o.onLate.(func(K, V, time.Time))
+		if !ok {
+			var k K
+			var v V
+			b.AddError(fmt.Errorf("stream: windowed aggregation %q: OnLateRecord takes a %T, not a func(%T, %T, time.Time)", name, o.onLate, k, v))
+		}
+		onLate = fn
+	}
 	topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
-		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, closeIdle: idle, keys: ks, values: vs, w: w, init: init, step: step}
+		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, closeIdle: idle, onLate: onLate, keys: ks, values: vs, w: w, init: init, step: step}
 	}, in.node)
 	b.AddStore(spec, name)
 	if emitted != "" {
@@ -237,6 +255,8 @@ type windowAggregate[K, V, VA any] struct {
 	emittedStore string
 	emitted      state.KeyValueStore
 	emittedUpTo  int64
+
+	onLate func(K, V, time.Time)
 
 	// With CloseIdleAfter: the idle time, and when (wall clock) stream
 	// time last moved, and to what (ms).
@@ -377,6 +397,9 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 	})
 	if err == nil && !applied {
 		p.ctx.SkipRecord("late record")
+		if p.onLate != nil {
+			p.onLate(r.Key, r.Value, r.Timestamp)
+		}
 	}
 	return err
 }

@@ -130,3 +130,36 @@ func TestWindowedSerdeBytes(t *testing.T) {
 		t.Error("short bytes decoded")
 	}
 }
+
+// TestOnLateRecord: the handler is given each late record and its time,
+// after it is counted.
+func TestOnLateRecord(t *testing.T) {
+	var late []string
+	w := stream.Tumbling(10*time.Second, 0)
+	b := topology.NewBuilder()
+	stream.From[string, string](b, "events").GroupByKey().WindowedBy(w).Count(stream.Named("counts"),
+		stream.OnLateRecord(func(k, v string, at time.Time) { late = append(late, fmt.Sprintf("%s=%s@%d", k, v, at.UnixMilli())) }))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := riffletest.New(topo, riffletest.WithBackend(state.InMemoryBackend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := riffletest.Input(d, "events", serde.String(), serde.String())
+	for _, at := range []int64{1_000, 20_000, 5_000} {
+		if err := in.PipeAt("k", fmt.Sprint(at), time.UnixMilli(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(late, " ") != "k=5000@5000" || d.SkippedRecords() != 1 {
+		t.Errorf("late: %v, skipped %d", late, d.SkippedRecords())
+	}
+	b = topology.NewBuilder()
+	stream.From[string, string](b, "in").GroupByKey().WindowedBy(w).Count(stream.OnLateRecord(func(int, string, time.Time) {}))
+	if _, err := b.Build(); err == nil || !strings.Contains(err.Error(), "OnLateRecord takes a func(int, string, time.Time)") {
+		t.Errorf("Build: %v", err)
+	}
+}
