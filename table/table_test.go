@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riffle-streams/riffle/internal/testutil"
 	"github.com/riffle-streams/riffle/riffletest"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -27,54 +28,13 @@ func forBackends(t *testing.T, fn func(t *testing.T, opt riffletest.Option)) {
 	}
 }
 
-// newDriver builds b and starts a driver on it, closed when the test ends.
-func newDriver(t *testing.T, b *topology.Builder, opts ...riffletest.Option) *riffletest.Driver {
-	t.Helper()
-	topo := mustBuild(t, b)
-	d, err := riffletest.New(topo, opts...)
-	if err != nil {
-		t.Fatalf("riffletest.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return d
-}
-
-// mustBuild builds b and fails the test on error.
-func mustBuild(t *testing.T, b *topology.Builder) *topology.Topology {
-	t.Helper()
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	return topo
-}
-
-// buildErr builds b and returns the error it must fail with.
-func buildErr(t *testing.T, b *topology.Builder) error {
-	t.Helper()
-	topo, err := b.Build()
-	if err == nil {
-		t.Fatalf("Build succeeded; want an error. Topology:\n%s", topo.Describe())
-	}
-	return err
-}
-
-// wantErrContains fails unless err's text holds every one of subs.
-func wantErrContains(t *testing.T, err error, subs ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("error is nil; want one containing %q", subs)
-	}
-	for _, s := range subs {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q\ndoes not contain %q", err, s)
-		}
-	}
-}
+// The helpers the DSL packages' tests share.
+var (
+	newDriver       = testutil.NewDriver
+	mustBuild       = testutil.MustBuild
+	buildErr        = testutil.BuildErr
+	wantErrContains = testutil.WantErrContains
+)
 
 // pipe pipes k=v into in, failing the test on error.
 func pipe[K, V any](t *testing.T, in *riffletest.InputTopic[K, V], k K, v V) {
