@@ -102,9 +102,13 @@ type App struct {
 	ioCtx    context.Context
 	ioCancel context.CancelFunc
 
-	fatal       atomic.Pointer[error] // set by a produce that must stop the App
-	ackMu       sync.Mutex
-	acked       map[string]map[int32]int64       // changelog topic -> partition -> last acked offset
+	fatal atomic.Pointer[error] // set by a produce that must stop the App
+	ackMu sync.Mutex
+	acked map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
+	// The promises of produced records, made once: a method value or a
+	// closure made per record would allocate per record.
+	sentPromise, loggedPromise func(*kgo.Record, error)
+
 	taskOffsets atomic.Pointer[map[string]int64] // published at each commit for the balancer
 	skipped     atomic.Int64
 	closedSkips int64 // skipped by processors of tasks since closed; under mu
@@ -134,6 +138,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		subs:  map[string]*topology.SubTopology{},
 		acked: map[string]map[int32]int64{},
 	}
+	a.sentPromise, a.loggedPromise = a.sent, a.logged
 	return a, nil
 }
 

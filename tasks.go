@@ -392,12 +392,11 @@ func (r *taskRuntime) GlobalStore(name string) (state.Store, error) {
 func (r *taskRuntime) Send(rec topology.RawRecord) error {
 	a := r.a
 	kr := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: toKgoHeaders(rec.Headers)}
-	a.cl.Produce(a.ioCtx, kr, a.sent)
+	a.cl.Produce(a.ioCtx, kr, a.sentPromise)
 	return a.fatalErr()
 }
 
-// sent is the promise of every record a sink produces; made once, so a
-// produce allocates no closure.
+// sent is the promise of every record a sink produces (a.sentPromise).
 func (a *App) sent(kr *kgo.Record, err error) {
 	if err != nil {
 		a.produceFailed(kr, err)
@@ -477,12 +476,16 @@ func (c *changelog) Append(key, value []byte) error {
 	if value != nil {
 		kr.Value = append([]byte{}, value...)
 	}
-	a.cl.Produce(a.ioCtx, kr, func(kr *kgo.Record, err error) {
-		if err != nil {
-			a.setFatal(fmt.Errorf("riffle: write changelog %s[%d]: %w", kr.Topic, kr.Partition, err))
-			return
-		}
-		a.ack(kr.Topic, kr.Partition, kr.Offset)
-	})
+	a.cl.Produce(a.ioCtx, kr, a.loggedPromise)
 	return a.fatalErr()
+}
+
+// logged is the promise of every changelog record (a.loggedPromise): it
+// keeps the offset acknowledged, which the next commit checkpoints.
+func (a *App) logged(kr *kgo.Record, err error) {
+	if err != nil {
+		a.setFatal(fmt.Errorf("riffle: write changelog %s[%d]: %w", kr.Topic, kr.Partition, err))
+		return
+	}
+	a.ack(kr.Topic, kr.Partition, kr.Offset)
 }
