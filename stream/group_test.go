@@ -2,12 +2,12 @@ package stream_test
 
 import (
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/riffle-streams/riffle/internal/testutil"
 	"github.com/riffle-streams/riffle/riffletest"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -20,6 +20,19 @@ import (
 
 // eachBackend runs fn once with every store on the in-memory backend and
 // once with every store on the persistent one.
+// Helpers shared with table's tests.
+var (
+	wantStrs  = testutil.WantStrings
+	wantSkips = testutil.WantSkips
+	topicsOf  = testutil.InternalTopics
+)
+
+// dumpStore returns the store named name's entries as "key=value".
+func dumpStore[K, V any](t *testing.T, d *riffletest.Driver, name string, ks serde.Serde[K], vs serde.Serde[V]) []string {
+	t.Helper()
+	return testutil.StoreEntries(t, d, name, ks, vs, showAny)
+}
+
 func eachBackend(t *testing.T, fn func(t *testing.T, opt riffletest.Option)) {
 	t.Helper()
 	for _, be := range []state.Backend{state.InMemoryBackend, state.PersistentBackend} {
@@ -90,56 +103,6 @@ func changelogRecords[K, V any](t *testing.T, d *riffletest.Driver, store string
 		t.Fatalf("read the changelog of %q: %v", store, err)
 	}
 	return got
-}
-
-// dumpStore returns the entries of the store named name as "key=value", in
-// the store's order.
-func dumpStore[K, V any](t *testing.T, d *riffletest.Driver, name string, ks serde.Serde[K], vs serde.Serde[V]) []string {
-	t.Helper()
-	ro, err := d.KeyValueStore(name)
-	if err != nil {
-		t.Fatalf("KeyValueStore(%q): %v", name, err)
-	}
-	it, err := state.TypedRead(ro, ks, vs).All()
-	if err != nil {
-		t.Fatalf("store %q: All: %v", name, err)
-	}
-	defer it.Close()
-	var out []string
-	for it.Next() {
-		out = append(out, showAny(it.Key())+"="+showAny(it.Value()))
-	}
-	if err := it.Err(); err != nil {
-		t.Fatalf("store %q: iterate: %v", name, err)
-	}
-	return out
-}
-
-// wantStrs fails the test if got and want differ.
-func wantStrs(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
-	}
-}
-
-// wantSkips fails unless the driver counted exactly the skips in want.
-func wantSkips(t *testing.T, d *riffletest.Driver, want map[topology.SkipKey]int64) {
-	t.Helper()
-	if got := d.Skipped(); !maps.Equal(got, want) {
-		t.Errorf("Skipped() = %v, want %v", got, want)
-	}
-}
-
-// topicsOf returns the names of the topology's internal topics of kind.
-func topicsOf(topo *topology.Topology, kind topology.InternalTopicKind) []string {
-	var out []string
-	for _, it := range topo.InternalTopics() {
-		if it.Kind == kind {
-			out = append(out, it.Name)
-		}
-	}
-	return out
 }
 
 // pipeKV pipes k=v into in, failing the test on error.

@@ -2,9 +2,7 @@ package table_test
 
 import (
 	"fmt"
-	"maps"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +32,16 @@ var (
 	mustBuild       = testutil.MustBuild
 	buildErr        = testutil.BuildErr
 	wantErrContains = testutil.WantErrContains
+	want            = testutil.WantStrings
+	wantSkipped     = testutil.WantSkips
+	internalTopics  = testutil.InternalTopics
 )
+
+// storeContents returns the store named name's entries as "key=value".
+func storeContents[K, V any](t *testing.T, d *riffletest.Driver, name string, ks serde.Serde[K], vs serde.Serde[V]) []string {
+	t.Helper()
+	return testutil.StoreEntries(t, d, name, ks, vs, show)
+}
 
 // pipe pipes k=v into in, failing the test on error.
 func pipe[K, V any](t *testing.T, in *riffletest.InputTopic[K, V], k K, v V) {
@@ -141,59 +148,7 @@ func changelog[K, V any](t *testing.T, d *riffletest.Driver, store string, ks se
 	return readTopic(t, d, "riffletest-"+store+"-changelog", ks, vs)
 }
 
-// storeContents returns the entries of the store named name as "key=value",
-// in the store's order.
-func storeContents[K, V any](t *testing.T, d *riffletest.Driver, name string, ks serde.Serde[K], vs serde.Serde[V]) []string {
-	t.Helper()
-	ro, err := d.KeyValueStore(name)
-	if err != nil {
-		t.Fatalf("KeyValueStore(%q): %v", name, err)
-	}
-	it, err := state.TypedRead(ro, ks, vs).All()
-	if err != nil {
-		t.Fatalf("store %q: All: %v", name, err)
-	}
-	defer it.Close()
-	var out []string
-	for it.Next() {
-		out = append(out, show(it.Key())+"="+show(it.Value()))
-	}
-	if err := it.Err(); err != nil {
-		t.Fatalf("store %q: iterate: %v", name, err)
-	}
-	return out
-}
-
-// want fails the test if got and want differ.
-func want(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
-	}
-}
-
-// wantSkipped fails unless the driver counted exactly the skips in want.
-func wantSkipped(t *testing.T, d *riffletest.Driver, want map[topology.SkipKey]int64) {
-	t.Helper()
-	got := d.Skipped()
-	if !maps.Equal(got, want) {
-		t.Errorf("Skipped() = %v, want %v", got, want)
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
-
-// internalTopics returns the names of the topology's internal topics of the
-// given kind.
-func internalTopics(topo *topology.Topology, kind topology.InternalTopicKind) []string {
-	var out []string
-	for _, it := range topo.InternalTopics() {
-		if it.Kind == kind {
-			out = append(out, it.Name)
-		}
-	}
-	return out
-}
 
 var (
 	str   = serde.String()

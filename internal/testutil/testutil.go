@@ -3,10 +3,14 @@
 package testutil
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/riffle-streams/riffle/riffletest"
+	"github.com/riffle-streams/riffle/serde"
+	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
 )
 
@@ -57,4 +61,55 @@ func WantErrContains(t *testing.T, err error, subs ...string) {
 			t.Errorf("error %q\ndoes not contain %q", err, s)
 		}
 	}
+}
+
+// StoreEntries returns the entries of the store named name as
+// "key=value", in the store's order, each side formatted with show.
+func StoreEntries[K, V any](t *testing.T, d *riffletest.Driver, name string, ks serde.Serde[K], vs serde.Serde[V], show func(any) string) []string {
+	t.Helper()
+	ro, err := d.KeyValueStore(name)
+	if err != nil {
+		t.Fatalf("KeyValueStore(%q): %v", name, err)
+	}
+	it, err := state.TypedRead(ro, ks, vs).All()
+	if err != nil {
+		t.Fatalf("store %q: All: %v", name, err)
+	}
+	defer it.Close()
+	var out []string
+	for it.Next() {
+		out = append(out, show(it.Key())+"="+show(it.Value()))
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("store %q: iterate: %v", name, err)
+	}
+	return out
+}
+
+// WantStrings fails the test if got and want differ.
+func WantStrings(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+// WantSkips fails unless the driver counted exactly the skips in want.
+func WantSkips(t *testing.T, d *riffletest.Driver, want map[topology.SkipKey]int64) {
+	t.Helper()
+	if got := d.Skipped(); !maps.Equal(got, want) {
+		t.Errorf("Skipped() = %v, want %v", got, want)
+	}
+}
+
+// InternalTopics returns the names of the topology's internal topics of
+// kind.
+func InternalTopics(topo *topology.Topology, kind topology.InternalTopicKind) []string {
+	var out []string
+	for _, it := range topo.InternalTopics() {
+		if it.Kind == kind {
+			out = append(out, it.Name)
+		}
+	}
+	return out
 }
