@@ -58,63 +58,7 @@ func TestPebbleCrash(t *testing.T) {
 		crashChild(dir)
 		return // not reached
 	}
-	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("needs to run and kill a child process")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Skip("cannot find the test binary:", err)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestPebbleCrash$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Read rounds until enough, kill, then read what was printed before the
-	// kill: the pipe ends when the child is gone.
-	lines := bufio.NewScanner(stdout)
-	var last, lastPut int64
-	killAt := crashRounds + rand.Int64N(3*crashRounds)
-	killed := false
-	for lines.Scan() {
-		line := lines.Text()
-		n, ok := strings.CutPrefix(line, "round ")
-		if !ok {
-			t.Errorf("child: %s", line)
-			continue
-		}
-		round, err := strconv.ParseInt(n, 10, 64)
-		if err != nil || round != last+1 {
-			t.Fatalf("child printed %q after round %d", line, last)
-		}
-		last = round
-		if crashPutRound(round) {
-			lastPut = round
-		}
-		if round >= killAt && !killed {
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	werr := cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after round %d: %v\n%s", last, werr, stderr.Bytes())
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("timed out")
-	}
+	dir, last, lastPut := killMidRun(t, "TestPebbleCrash", crashChildEnv)
 
 	env, err := state.NewEnv(dir, state.WithLogger(quietLogger))
 	if err != nil {
@@ -219,4 +163,70 @@ func crashChild(dir string) {
 			fail(err)
 		}
 	}
+}
+
+// killMidRun re-runs the test binary as a child running test, with
+// childEnv set to a fresh directory, reads the rounds it prints, kills it
+// with SIGKILL after a random number of them, and returns the directory,
+// the last round the child printed and the last put round among them. It
+// skips where a child process cannot be run.
+func killMidRun(t *testing.T, test, childEnv string) (dir string, last, lastPut int64) {
+	t.Helper()
+	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("needs to run and kill a child process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip("cannot find the test binary:", err)
+	}
+	dir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read rounds until enough, kill, then read what was printed before the
+	// kill: the pipe ends when the child is gone.
+	lines := bufio.NewScanner(stdout)
+	killAt := crashRounds + rand.Int64N(3*crashRounds)
+	killed := false
+	for lines.Scan() {
+		line := lines.Text()
+		n, ok := strings.CutPrefix(line, "round ")
+		if !ok {
+			t.Errorf("child: %s", line)
+			continue
+		}
+		round, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || round != last+1 {
+			t.Fatalf("child printed %q after round %d", line, last)
+		}
+		last = round
+		if crashPutRound(round) {
+			lastPut = round
+		}
+		if round >= killAt && !killed {
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	werr := cmd.Wait()
+	if !killed {
+		t.Fatalf("child stopped after round %d: %v\n%s", last, werr, stderr.Bytes())
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("timed out")
+	}
+	return dir, last, lastPut
 }

@@ -1,16 +1,10 @@
 package state_test
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
-	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,60 +50,7 @@ func TestPebbleWindowCrash(t *testing.T) {
 		windowCrashChild(dir)
 		return // not reached
 	}
-	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("needs to run and kill a child process")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Skip("cannot find the test binary:", err)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestPebbleWindowCrash$", "-test.count=1")
-	cmd.Env = append(os.Environ(), windowCrashChildEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	var last, lastPut int64
-	killAt := crashRounds + rand.Int64N(3*crashRounds)
-	killed := false
-	for lines.Scan() {
-		line := lines.Text()
-		n, ok := strings.CutPrefix(line, "round ")
-		if !ok {
-			t.Errorf("child: %s", line)
-			continue
-		}
-		round, err := strconv.ParseInt(n, 10, 64)
-		if err != nil || round != last+1 {
-			t.Fatalf("child printed %q after round %d", line, last)
-		}
-		last = round
-		if crashPutRound(round) {
-			lastPut = round
-		}
-		if round >= killAt && !killed {
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	werr := cmd.Wait()
-	if !killed {
-		t.Fatalf("child stopped after round %d: %v\n%s", last, werr, stderr.Bytes())
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("timed out")
-	}
+	dir, last, lastPut := killMidRun(t, "TestPebbleWindowCrash", windowCrashChildEnv)
 
 	env, err := state.NewEnv(dir, state.WithLogger(quietLogger))
 	if err != nil {
