@@ -4,10 +4,15 @@
 //   - pass-through: a topology that reads a topic and writes every record
 //     to another, against a bare franz-go loop that does the same in a
 //     consumer group (records/s, and the ratio);
+//   - windowed count: a topology that counts records by key in one-minute
+//     tumbling windows (100,000 keys by default) and writes every update,
+//     against the pass-through measured in the same run (records/s, and the
+//     ratio);
 //   - restore: how fast a store is restored from a changelog of many
 //     records (records/s).
 //
 // It runs on the brokers given with -brokers, or on the embedded broker.
+// -only picks the measurements (bare, passthrough, windowed, restore).
 //
 //	go run ./internal/cmd/riffle-bench -brokers 127.0.0.1:39092 -records 1000000
 package main
@@ -19,6 +24,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,6 +34,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/riffle-streams/riffle"
+	"github.com/riffle-streams/riffle/serde"
+	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/stream"
 	"github.com/riffle-streams/riffle/topology"
 )
@@ -37,7 +46,20 @@ type config struct {
 	restore    int
 	partitions int32
 	valueSize  int
+	only       []string
+	// The windowed count's input: distinct keys, and the span of event time
+	// its records' timestamps cover, evenly.
+	windowKeys int
+	windowSpan time.Duration
+	grace      time.Duration
+	inMemory   bool // the window store in memory rather than in Pebble
+	verify     bool
 }
+
+// measurements are the names -only takes, in the order they run.
+var measurements = []string{"bare", "passthrough", "windowed", "restore"}
+
+func (c config) runs(m string) bool { return slices.Contains(c.only, m) }
 
 func main() {
 	var c config
@@ -46,9 +68,37 @@ func main() {
 	flag.IntVar(&c.restore, "restore-records", 1_000_000, "changelog records to restore")
 	p := flag.Int("partitions", 6, "partitions of the topics")
 	flag.IntVar(&c.valueSize, "value-size", 100, "bytes per record value")
+	only := flag.String("only", strings.Join(measurements, ","), "measurements to run, comma-separated: "+strings.Join(measurements, ", "))
+	flag.IntVar(&c.windowKeys, "window-keys", 100_000, "distinct keys of the windowed count's input")
+	flag.DurationVar(&c.windowSpan, "window-span", 5*time.Minute, "event time the windowed count's input covers (one-minute windows)")
+	flag.DurationVar(&c.grace, "grace", 10*time.Second, "grace of the one-minute windows")
+	flag.BoolVar(&c.inMemory, "window-in-memory", false, "keep the windowed count's store in memory instead of Pebble (still logged)")
+	flag.BoolVar(&c.verify, "verify", true, "after the windowed count, check every window's last count against the input (not timed)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	c.partitions = int32(*p)
+	for _, m := range strings.Split(*only, ",") {
+		m = strings.TrimSpace(m)
+		if !slices.Contains(measurements, m) {
+			fail(fmt.Errorf("-only: unknown measurement %q; choose among %s", m, strings.Join(measurements, ", ")))
+		}
+		c.only = append(c.only, m)
+	}
+	if c.windowKeys <= 0 || c.windowSpan < time.Minute {
+		fail(errors.New("-window-keys must be positive and -window-span at least 1m"))
+	}
 	ctx := context.Background()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if *brokers == "" {
 		b, err := riffle.StartEmbeddedBroker()
 		if err != nil {
@@ -79,34 +129,96 @@ func run(ctx context.Context, c config) error {
 	adm := kadm.NewClient(cl)
 	run := time.Now().Format("150405")
 	in, bareOut, riffleOut := "bench-in-"+run, "bench-out-bare-"+run, "bench-out-riffle-"+run
-	for _, t := range []string{in, bareOut, riffleOut} {
+	winIn, winOut := "bench-win-in-"+run, "bench-win-out-"+run
+	var topics []string
+	if c.runs("bare") || c.runs("passthrough") {
+		topics = append(topics, in, bareOut, riffleOut)
+	}
+	if c.runs("windowed") {
+		topics = append(topics, winIn, winOut)
+	}
+	for _, t := range topics {
 		if err := createTopic(ctx, adm, t, c.partitions, nil); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("Producing %d records of %d bytes to %s (%d partitions)...\n", c.records, c.valueSize, in, c.partitions)
-	if err := produce(ctx, cl, in, c.records, c.valueSize, func(i int) []byte { return []byte(fmt.Sprintf("key-%07d", i)) }); err != nil {
-		return err
+	if c.runs("bare") || c.runs("passthrough") {
+		fmt.Printf("Producing %d records of %d bytes to %s (%d partitions)...\n", c.records, c.valueSize, in, c.partitions)
+		if err := produce(ctx, cl, in, c.records, c.valueSize, func(i int) []byte { return []byte(fmt.Sprintf("key-%07d", i)) }, nil); err != nil {
+			return err
+		}
+	}
+	// The windowed input: keys k000000..k099999 in turn, timestamps rising
+	// evenly over the span from the start of a minute, so each partition's
+	// records are in event-time order (none is late) and fall into
+	// span/1m windows.
+	base := time.Now().Truncate(time.Minute).Add(-c.windowSpan - time.Minute)
+	winKey := func(i int) []byte { return []byte(fmt.Sprintf("k%06d", i%c.windowKeys)) }
+	step := c.windowSpan / time.Duration(c.records)
+	winTime := func(i int) time.Time { return base.Add(step * time.Duration(i)) }
+	if c.runs("windowed") {
+		fmt.Printf("Producing %d records of %d bytes to %s: %d keys, event time over %v...\n", c.records, c.valueSize, winIn, c.windowKeys, c.windowSpan)
+		if err := produce(ctx, cl, winIn, c.records, c.valueSize, winKey, winTime); err != nil {
+			return err
+		}
 	}
 
-	bare, err := bareLoop(ctx, c, in, bareOut, "bench-bare-"+run)
-	if err != nil {
-		return fmt.Errorf("bare loop: %w", err)
+	var bare, rif, win, restore time.Duration
+	if c.runs("bare") {
+		if bare, err = bareLoop(ctx, c, in, bareOut, "bench-bare-"+run); err != nil {
+			return fmt.Errorf("bare loop: %w", err)
+		}
+		fmt.Printf("bare loop: %.2fs\n", bare.Seconds())
 	}
-	rif, err := passThrough(ctx, c, adm, in, riffleOut, "bench-riffle-"+run)
-	if err != nil {
-		return fmt.Errorf("pass-through: %w", err)
+	if c.runs("passthrough") {
+		if rif, err = passThrough(ctx, c, adm, in, riffleOut, "bench-riffle-"+run); err != nil {
+			return fmt.Errorf("pass-through: %w", err)
+		}
+		fmt.Printf("pass-through: %.2fs\n", rif.Seconds())
 	}
-	restore, err := restoreSpeed(ctx, c, cl, adm, "bench-restore-"+run)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+	if c.runs("windowed") {
+		if win, err = windowedCount(ctx, c, adm, winIn, winOut, "bench-win-"+run); err != nil {
+			return fmt.Errorf("windowed count: %w", err)
+		}
+		fmt.Printf("windowed count: %.2fs\n", win.Seconds())
+		if c.verify {
+			if err := verifyWindows(ctx, c, winOut, winKey, winTime); err != nil {
+				return fmt.Errorf("windowed count: %w", err)
+			}
+		}
+	}
+	if c.runs("restore") {
+		if restore, err = restoreSpeed(ctx, c, cl, adm, "bench-restore-"+run); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+
+	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+	ratio := func(num, den time.Duration) string {
+		if num == 0 || den == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2f", den.Seconds()/num.Seconds()) // the ratio of rates, for equal record counts
 	}
 	fmt.Println()
-	fmt.Println("| measurement | records | seconds | records/s | vs bare loop |")
-	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| bare franz-go consume-and-produce loop | %d | %.2f | %.0f | 1.00 |\n", c.records, bare.Seconds(), float64(c.records)/bare.Seconds())
-	fmt.Printf("| Riffle pass-through topology | %d | %.2f | %.0f | %.2f |\n", c.records, rif.Seconds(), float64(c.records)/rif.Seconds(), bare.Seconds()/rif.Seconds())
-	fmt.Printf("| restore a store from its changelog | %d | %.2f | %.0f | |\n", c.restore, restore.Seconds(), float64(c.restore)/restore.Seconds())
+	fmt.Println("| measurement | records | seconds | records/s | vs bare loop | vs pass-through |")
+	fmt.Println("|---|---|---|---|---|---|")
+	if bare > 0 {
+		fmt.Printf("| bare franz-go consume-and-produce loop | %d | %.2f | %.0f | 1.00 | %s |\n", c.records, bare.Seconds(), rate(c.records, bare), ratio(bare, rif))
+	}
+	if rif > 0 {
+		fmt.Printf("| Riffle pass-through topology | %d | %.2f | %.0f | %s | 1.00 |\n", c.records, rif.Seconds(), rate(c.records, rif), ratio(rif, bare))
+	}
+	if win > 0 {
+		store := "Pebble"
+		if c.inMemory {
+			store = "in memory"
+		}
+		fmt.Printf("| Riffle windowed count (1m tumbling, %d keys, %s) | %d | %.2f | %.0f | %s | %s |\n", c.windowKeys, store, c.records, win.Seconds(), rate(c.records, win), ratio(win, bare), ratio(win, rif))
+	}
+	if restore > 0 {
+		fmt.Printf("| restore a store from its changelog | %d | %.2f | %.0f | | |\n", c.restore, restore.Seconds(), rate(c.restore, restore))
+	}
 	return nil
 }
 
@@ -121,11 +233,17 @@ func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions 
 	return nil
 }
 
-func produce(ctx context.Context, cl *kgo.Client, topic string, n, size int, key func(int) []byte) error {
+// produce writes n records of size bytes to topic, keyed by key and, if
+// at is not nil, timestamped by it.
+func produce(ctx context.Context, cl *kgo.Client, topic string, n, size int, key func(int) []byte, at func(int) time.Time) error {
 	value := make([]byte, size)
 	var failed atomic.Pointer[error]
 	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key(i), Value: value}, func(_ *kgo.Record, err error) {
+		r := &kgo.Record{Topic: topic, Key: key(i), Value: value}
+		if at != nil {
+			r.Timestamp = at(i)
+		}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.CompareAndSwap(nil, &err)
 			}
@@ -193,6 +311,38 @@ func bareLoop(ctx context.Context, c config, in, out, group string) (time.Durati
 func passThrough(ctx context.Context, c config, adm *kadm.Client, in, out, appID string) (time.Duration, error) {
 	b := topology.NewBuilder()
 	stream.From[[]byte, []byte](b, in).To(out)
+	return runUntilWritten(ctx, c, adm, b, out, appID)
+}
+
+// windowedCount runs a topology that counts the records of in by key in
+// one-minute tumbling windows and writes every update of a count to out,
+// until out holds n records. Window stores have no record cache, so each
+// input record makes exactly one output record: out holding n records means
+// the App has counted every input record.
+func windowedCount(ctx context.Context, c config, adm *kadm.Client, in, out, appID string) (time.Duration, error) {
+	b := topology.NewBuilder()
+	opts := []stream.Option{stream.Named("counts")}
+	if c.inMemory {
+		opts = append(opts, stream.Materialized("counts", state.InMemory()))
+	}
+	counts := stream.From[string, []byte](b, in).
+		GroupByKey().
+		WindowedBy(stream.Tumbling(time.Minute, c.grace)).
+		Count(opts...)
+	stream.ToStream(counts).To(out,
+		stream.WithKeySerde(stream.WindowedSerde(serde.String(), time.Minute)),
+		stream.WithValueSerde(serde.Int64()))
+	return runUntilWritten(ctx, c, adm, b, out, appID)
+}
+
+// stallTimeout is how long the output may stand still before a run is
+// given up as hung.
+const stallTimeout = 2 * time.Minute
+
+// runUntilWritten runs the topology of b as an App, committing every
+// second, until out holds c.records records, and returns the time from
+// start (group join included) until then.
+func runUntilWritten(ctx context.Context, c config, adm *kadm.Client, b *topology.Builder, out, appID string) (time.Duration, error) {
 	topo, err := b.Build()
 	if err != nil {
 		return 0, err
@@ -212,6 +362,8 @@ func passThrough(ctx context.Context, c config, adm *kadm.Client, in, out, appID
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- app.Run(runCtx) }()
+	var last int64
+	lastMoved := time.Now()
 	for {
 		ends, err := adm.ListEndOffsets(ctx, out)
 		if err != nil {
@@ -221,6 +373,13 @@ func passThrough(ctx context.Context, c config, adm *kadm.Client, in, out, appID
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 		if total >= int64(c.records) {
 			break
+		}
+		if total != last {
+			last, lastMoved = total, time.Now()
+		} else if time.Since(lastMoved) > stallTimeout {
+			stop()
+			<-done
+			return 0, fmt.Errorf("%s has held %d of %d records for %v: the app made no progress", out, total, c.records, stallTimeout)
 		}
 		select {
 		case err := <-done:
@@ -234,6 +393,82 @@ func passThrough(ctx context.Context, c config, adm *kadm.Client, in, out, appID
 		return 0, err
 	}
 	return took, nil
+}
+
+// verifyWindows reads the windowed count's output and checks that the last
+// count written for each window is the number of input records of its key
+// in it, and that no window is missing or extra.
+func verifyWindows(ctx context.Context, c config, out string, key func(int) []byte, at func(int) time.Time) error {
+	type window struct {
+		key   string
+		start int64
+	}
+	want := make(map[window]int64)
+	for i := 0; i < c.records; i++ {
+		ms := at(i).UnixMilli()
+		want[window{string(key(i)), ms - ms%time.Minute.Milliseconds()}]++
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	keys := stream.WindowedSerde(serde.String(), time.Minute)
+	got := make(map[window]int64, len(want))
+	var read int
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var bad error
+	for read < c.records && bad == nil {
+		fs := cl.PollRecords(vctx, 4096)
+		if err := fs.Err0(); err != nil {
+			return fmt.Errorf("verify: read %s: %w (after %d records)", out, err, read)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			k, err := keys.Decode(r.Key)
+			if err != nil {
+				bad = fmt.Errorf("verify: key at %s/%d@%d: %w", out, r.Partition, r.Offset, err)
+				return
+			}
+			n, err := serde.Int64().Decode(r.Value)
+			if err != nil {
+				bad = fmt.Errorf("verify: count at %s/%d@%d: %w", out, r.Partition, r.Offset, err)
+				return
+			}
+			w := window{k.Key, k.Start.UnixMilli()}
+			if n <= got[w] {
+				bad = fmt.Errorf("verify: %s/%d@%d: count %d of %s at %v does not follow %d", out, r.Partition, r.Offset, n, k.Key, k.Start.UTC(), got[w])
+				return
+			}
+			got[w] = n
+		})
+	}
+	if bad != nil {
+		return bad
+	}
+	var wrong, missing int
+	var first string
+	for w, n := range want {
+		g, ok := got[w]
+		switch {
+		case !ok:
+			missing++
+		case g != n:
+			wrong++
+		default:
+			continue
+		}
+		if first == "" {
+			first = fmt.Sprintf("%s at %v: counted %d, want %d", w.key, time.UnixMilli(w.start).UTC(), g, n)
+		}
+	}
+	extra := len(got) - (len(want) - missing)
+	if wrong+missing+extra > 0 {
+		return fmt.Errorf("verify: %d windows wrong, %d missing, %d extra (of %d); first: %s", wrong, missing, extra, len(want), first)
+	}
+	fmt.Printf("Verified: %d windows of %d keys, every last count right.\n", len(want), c.windowKeys)
+	return nil
 }
 
 // restoreSpeed fills a store's changelog with n records of distinct keys,
