@@ -12,6 +12,19 @@ import (
 	"github.com/riffle-streams/riffle/topology"
 )
 
+// Windows is how [Grouped.WindowedBy] cuts a grouped stream into windows:
+// [TimeWindows] (tumbling or hopping) or [SlidingWindows]. Each window's
+// aggregate is kept in a window store, keyed by the key and the window's
+// start.
+type Windows interface {
+	validate() error
+	// length is the window's length: its end is its start plus length.
+	length() time.Duration
+	grace() time.Duration
+	// retention is how long the store keeps a window after its start.
+	retention() time.Duration
+}
+
 // TimeWindows are fixed-size windows on event time: tumbling (each record
 // in one window) or hopping (windows that overlap by size - advance).
 // Windows start at multiples of the advance since the epoch and include
@@ -39,6 +52,10 @@ func Tumbling(size, grace time.Duration) TimeWindows {
 func Hopping(size, advance, grace time.Duration) TimeWindows {
 	return TimeWindows{Size: size, Advance: advance, Grace: grace}
 }
+
+func (w TimeWindows) length() time.Duration    { return w.Size }
+func (w TimeWindows) grace() time.Duration     { return w.Grace }
+func (w TimeWindows) retention() time.Duration { return w.Size + w.Grace }
 
 func (w TimeWindows) validate() error {
 	switch {
@@ -72,13 +89,15 @@ type Windowed[K any] struct {
 	Key K
 	// Start is when the window starts (included).
 	Start time.Time
-	// End is when the window ends (excluded).
+	// End is when the window ends: excluded for time windows, included for
+	// sliding windows and sessions, as in Kafka Streams.
 	End time.Time
 }
 
 // WindowedSerde writes a windowed key as Kafka Streams' time-windowed serde
 // does: the key's bytes, then the window's start as 8 bytes big-endian
-// milliseconds. The end is not written; decoding adds size to the start.
+// milliseconds. The end is not written; decoding adds size to the start
+// (for sliding windows, give their time difference).
 func WindowedSerde[K any](keys serde.Serde[K], size time.Duration) serde.Serde[Windowed[K]] {
 	return windowedSerde[K]{keys: keys, size: size}
 }
@@ -114,41 +133,24 @@ func (s windowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
 	return Windowed[K]{Key: k, Start: st, End: st.Add(s.size)}, nil
 }
 
-// EmitFinal makes a windowed aggregation emit each window once, with its
-// final aggregate, when the window closes (stream time passes its end plus
-// grace), instead of every update. What it has emitted is kept in a logged
-// store ("<store>-emitted"), so after a graceful restart or a rebalance no
-// final result is lost or emitted twice; after a crash, one may repeat, as
-// at-least-once allows. A record for a window already emitted is late.
-func EmitFinal() Option { return func(o *options) { o.emitFinal = true } }
-
-// CloseIdleAfter, with EmitFinal, closes windows by wall-clock time when
-// their partition is idle: once stream time has not moved for d of wall-clock
-// time, the aggregation lets its time run on with the clock and emits the
-// windows that closes, so the last window of a quiet partition (a
-// dashboard's current minute) does not wait for the next record. A record
-// that arrives later for a window so emitted is late. This goes beyond
-// Kafka Streams, whose windows close only on stream time.
-func CloseIdleAfter(d time.Duration) Option { return func(o *options) { o.closeIdle = d } }
-
-// OnLateRecord calls fn (a func(K, V, time.Time) of the aggregation's key
-// and value types) with each record a windowed aggregation drops as late,
-// and its event time, after counting and logging it: for example to send it
-// to a side output.
-func OnLateRecord[K, V any](fn func(K, V, time.Time)) Option {
-	return func(o *options) { o.onLate = fn }
-}
-
-// WindowedBy is a grouped stream cut into time windows, to be aggregated.
+// WindowedBy is a grouped stream cut into time or sliding windows, to be
+// aggregated.
 type WindowedBy[K, V any] struct {
 	g   *Grouped[K, V]
-	w   TimeWindows
+	w   Windows
 	err error
 }
 
-// WindowedBy cuts the grouped records into windows.
-func (g *Grouped[K, V]) WindowedBy(w TimeWindows) *WindowedBy[K, V] {
-	return &WindowedBy[K, V]{g: g, w: w, err: w.validate()}
+// WindowedBy cuts the grouped records into windows: [Tumbling], [Hopping]
+// or [Sliding].
+func (g *Grouped[K, V]) WindowedBy(w Windows) *WindowedBy[K, V] {
+	var err error
+	if w == nil {
+		err = fmt.Errorf("no windows given")
+	} else {
+		err = w.validate()
+	}
+	return &WindowedBy[K, V]{g: g, w: w, err: err}
 }
 
 // Count counts each key's records per window.
@@ -203,44 +205,31 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	if store == "" {
 		store = name
 	}
-	spec := state.Window(store, wb.w.Size+wb.w.Grace, o.storeOpts...)
-	w := wb.w
-	emitted := ""
-	if o.emitFinal {
-		emitted = spec.Name + "-emitted"
+	spec := state.Window(store, wb.w.retention(), o.storeOpts...)
+	plan := planWindowed[K, V](b, name, spec.Name, o)
+	switch w := wb.w.(type) {
+	case TimeWindows:
+		topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
+			return &windowAggregate[K, V, VA]{store: spec.Name, plan: plan, keys: ks, values: vs, w: w, init: init, step: step}
+		}, in.node)
+	case SlidingWindows:
+		topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
+			return &slidingAggregate[K, V, VA]{store: spec.Name, plan: plan, keys: ks, values: vs, w: w, init: init, step: step}
+		}, in.node)
+	default:
+		b.AddError(fmt.Errorf("stream: windowed aggregation %q: windows of type %T are not supported", name, wb.w))
 	}
-	switch {
-	case o.closeIdle < 0:
-		b.AddError(fmt.Errorf("stream: windowed aggregation %q: CloseIdleAfter(%v) is negative", name, o.closeIdle))
-	case o.closeIdle > 0 && !o.emitFinal:
-		b.AddError(fmt.Errorf("stream: windowed aggregation %q: CloseIdleAfter needs EmitFinal: only final results are emitted on close", name))
-	}
-	idle := o.closeIdle
-	var onLate func(K, V, time.Time)
-	if o.onLate != nil {
-		fn, ok := o.onLate.(func(K, V, time.Time))
-		if !ok {
-			var k K
-			var v V
-			b.AddError(fmt.Errorf("stream: windowed aggregation %q: OnLateRecord takes a %T, not a func(%T, %T, time.Time)", name, o.onLate, k, v))
-		}
-		onLate = fn
-	}
-	topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
-		return &windowAggregate[K, V, VA]{store: spec.Name, emittedStore: emitted, closeIdle: idle, onLate: onLate, keys: ks, values: vs, w: w, init: init, step: step}
-	}, in.node)
 	b.AddStore(spec, name)
-	if emitted != "" {
-		b.AddStore(state.KeyValue(emitted, append(append([]state.Option{}, o.storeOpts...), state.WithoutCaching())...), name)
-	}
-	return table.FromNode(b, name, WindowedSerde(ks, w.Size), vs, spec.Name)
+	plan.addStores(b, name, o)
+	return table.FromNode(b, name, WindowedSerde(ks, wb.w.length()), vs, spec.Name)
 }
 
-// windowAggregate adds each record to its windows' aggregates, unless the
-// record is late for them, and forwards each window's change.
+// windowAggregate adds each record to its time windows' aggregates, unless
+// the record is late for them, and forwards each window's change.
 type windowAggregate[K, V, VA any] struct {
 	ctx    topology.Context[Windowed[K], table.Change[VA]]
 	store  string
+	plan   windowedPlan[K, V]
 	keys   serde.Serde[K]
 	values serde.Serde[VA]
 	w      TimeWindows
@@ -249,78 +238,60 @@ type windowAggregate[K, V, VA any] struct {
 	ws     state.WindowStore
 	nilKey null.Checker[K]
 	nilVal null.Checker[V]
-
-	// With EmitFinal: the store of the close time emitted up to, and that
-	// time (ms), or noneEmitted.
-	emittedStore string
-	emitted      state.KeyValueStore
-	emittedUpTo  int64
-
-	onLate func(K, V, time.Time)
-
-	// With CloseIdleAfter: the idle time, and when (wall clock) stream
-	// time last moved, and to what (ms).
-	closeIdle  time.Duration
-	lastMoved  time.Time
-	lastStream int64
+	// final is set with EmitFinal.
+	final *finals
 }
-
-// noneEmitted is the close time of an aggregation that has emitted nothing.
-const noneEmitted = -1 << 62
-
-// emittedKey is the one key of an emitted-up-to store.
-var emittedKey = []byte("closed")
 
 func (p *windowAggregate[K, V, VA]) Init(ctx topology.Context[Windowed[K], table.Change[VA]]) error {
 	p.ctx = ctx
-	s, err := ctx.Store(p.store)
+	ws, err := openWindowStore(ctx, p.store)
 	if err != nil {
 		return err
 	}
-	ws, ok := s.(state.WindowStore)
-	if !ok {
-		return fmt.Errorf("store %q is a %T, not a window store", p.store, s)
-	}
 	p.ws = ws
 	p.nilKey, p.nilVal = null.For[K](), null.For[V]()
-	if p.emittedStore != "" {
-		kv, err := topology.KeyValueStore(ctx, p.emittedStore)
-		if err != nil {
-			return err
-		}
-		p.emitted, p.emittedUpTo = kv, noneEmitted
-		b, err := kv.Get(emittedKey)
-		if err != nil {
-			return err
-		}
-		if b != nil {
-			if p.emittedUpTo, err = serde.Int64().Decode(b); err != nil {
-				return fmt.Errorf("store %q: %w", p.emittedStore, err)
-			}
-		}
-	}
-	if p.closeIdle > 0 {
-		p.lastStream = noneEmitted
-		every := min(p.closeIdle, time.Second)
-		if _, err := ctx.Schedule(every, topology.WallClockTime, p.closeIdleWindows); err != nil {
-			return err
-		}
-	}
-	return nil
+	p.final, err = openFinals(ctx, p.plan.emitted, p.plan.idle, p.w.Grace, p.emitClosedAt)
+	return err
 }
 
-// closeIdleWindows, a wall-clock punctuation, emits the windows closed by
-// letting time run on with the clock once stream time has stood still for
-// closeIdle.
-func (p *windowAggregate[K, V, VA]) closeIdleWindows(now time.Time) error {
-	if p.lastStream == noneEmitted {
-		return nil // no record yet: no time to run on from
+// openWindowStore returns the window store named name.
+func openWindowStore(ctx interface {
+	Store(string) (state.Store, error)
+}, name string) (state.WindowStore, error) {
+	s, err := ctx.Store(name)
+	if err != nil {
+		return nil, err
 	}
-	idle := now.Sub(p.lastMoved)
-	if idle < p.closeIdle {
-		return nil
+	ws, ok := s.(state.WindowStore)
+	if !ok {
+		return nil, fmt.Errorf("store %q is a %T, not a window store", name, s)
 	}
-	return p.emitClosedAt(p.lastStream + idle.Milliseconds() - p.w.Grace.Milliseconds())
+	return ws, nil
+}
+
+// openFinals returns the finals of an aggregation with EmitFinal (nil
+// without: emitted is ""), and schedules the idle check of CloseIdleAfter,
+// which calls emit with the close time it reaches.
+func openFinals[KO, VO any](ctx topology.Context[KO, VO], emitted string, idle, grace time.Duration, emit func(closeTime int64) error) (*finals, error) {
+	if emitted == "" {
+		return nil, nil
+	}
+	f := &finals{}
+	if err := f.open(ctx, emitted, idle, grace); err != nil {
+		return nil, err
+	}
+	if idle > 0 {
+		_, err := ctx.Schedule(f.every(), topology.WallClockTime, func(now time.Time) error {
+			if ct, ok := f.idleClose(now); ok {
+				return emit(ct)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 func (p *windowAggregate[K, V, VA]) Close() error { return nil }
@@ -334,27 +305,23 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		p.ctx.SkipRecord("null value")
 		return nil
 	}
-	if p.emitted != nil {
-		if st := p.ctx.StreamTime().UnixMilli(); p.closeIdle > 0 && st > p.lastStream {
-			p.lastStream, p.lastMoved = st, p.ctx.WallClock()
-		}
+	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
+	if p.final != nil {
+		p.final.observe(p.ctx.StreamTime().UnixMilli(), p.ctx.WallClock)
 		// Emit what this record's time closes before applying it: its put
 		// may expire a window (retention runs from the newest window) in
 		// the same step that closes it.
-		if err := p.emitClosedAt(p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()); err != nil {
+		if err := p.emitClosedAt(closeTime); err != nil {
 			return err
 		}
+		// A window already emitted is closed, whatever stream time says.
+		closeTime = max(closeTime, p.final.upTo)
 	}
 	kb, err := p.keys.Encode(r.Key)
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
 	ts := r.Timestamp.UnixMilli()
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
-	if p.emitted != nil {
-		// A window already emitted is closed, whatever stream time says.
-		closeTime = max(closeTime, p.emittedUpTo)
-	}
 	size := p.w.Size.Milliseconds()
 	applied := false
 	err = p.w.starts(ts, func(start int64) error {
@@ -385,7 +352,7 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		if err := p.ws.Put(kb, start, vb); err != nil {
 			return err
 		}
-		if p.emitted != nil {
+		if p.final != nil {
 			return nil // emitted when the window closes
 		}
 		st := time.UnixMilli(start)
@@ -396,61 +363,53 @@ func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
 		})
 	})
 	if err == nil && !applied {
-		p.ctx.SkipRecord("late record")
-		if p.onLate != nil {
-			p.onLate(r.Key, r.Value, r.Timestamp)
-		}
+		p.plan.late(p.ctx.SkipRecord, r.Key, r.Value, r.Timestamp)
 	}
 	return err
 }
 
 // emitClosedAt emits, once each, the windows that end at or before
-// closeTime (ms) and were not emitted yet, oldest first, then records how
-// far it got.
+// closeTime (ms) and were not emitted yet, oldest first.
 func (p *windowAggregate[K, V, VA]) emitClosedAt(closeTime int64) error {
-	if closeTime <= p.emittedUpTo {
-		return nil
+	return p.final.advance(closeTime, func(from, to int64) error {
+		return emitWindows(p.ctx, p.ws, p.keys, p.values.Decode, from, to, p.w.Size, p.w.Size, p.w.Size-time.Millisecond)
+	})
+}
+
+// emitWindows forwards, oldest first, the final aggregate of every window
+// in ws that closes in (from, to] (ms; noneEmitted for no lower bound), a
+// window closing when the close time reaches span after its start. Each
+// goes out with its end, end after its start, as of its last instant, last
+// after its start. decode reads a stored aggregate.
+func emitWindows[K, VA any](ctx topology.Context[Windowed[K], table.Change[VA]], ws state.WindowStore, keys serde.Serde[K], decode func([]byte) (VA, error), from, to int64, closeAfter, end, last time.Duration) error {
+	span := closeAfter.Milliseconds()
+	lo := int64(noneEmitted)
+	if from != noneEmitted {
+		lo = from - span + 1
 	}
-	size := p.w.Size.Milliseconds()
-	// Closed now: end <= closeTime. Emitted before: end <= emittedUpTo.
-	from := int64(noneEmitted)
-	if p.emittedUpTo != noneEmitted {
-		from = p.emittedUpTo - size + 1
-	}
-	it, err := p.ws.FetchAll(from, closeTime-size)
+	it, err := ws.FetchAll(lo, to-span)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for it.Next() {
-		k, err := p.keys.Decode(it.Key())
+		k, err := keys.Decode(it.Key())
 		if err != nil {
 			return fmt.Errorf("decode the key of a closed window: %w", err)
 		}
-		v, err := p.values.Decode(it.Value())
+		v, err := decode(it.Value())
 		if err != nil {
 			return fmt.Errorf("decode the aggregate of a closed window: %w", err)
 		}
 		st := time.UnixMilli(it.Start())
-		err = p.ctx.Forward(topology.Record[Windowed[K], table.Change[VA]]{
-			Key:       Windowed[K]{Key: k, Start: st, End: st.Add(p.w.Size)},
+		err = ctx.Forward(topology.Record[Windowed[K], table.Change[VA]]{
+			Key:       Windowed[K]{Key: k, Start: st, End: st.Add(end)},
 			Value:     table.Change[VA]{New: v, HasNew: true},
-			Timestamp: st.Add(p.w.Size - time.Millisecond), // the window's last instant
+			Timestamp: st.Add(last),
 		})
 		if err != nil {
 			return err
 		}
 	}
-	if err := it.Err(); err != nil {
-		return err
-	}
-	b, err := serde.Int64().Encode(closeTime)
-	if err != nil {
-		return err
-	}
-	if err := p.emitted.Put(emittedKey, b); err != nil {
-		return err
-	}
-	p.emittedUpTo = closeTime
-	return nil
+	return it.Err()
 }
