@@ -212,7 +212,7 @@ func (a *App) prepareTopics(ctx context.Context) error {
 		if it.Kind == topology.ChangelogTopic {
 			a.changelogs[name] = true
 			policy := "compact"
-			if it.Store.Kind == state.KindWindow {
+			if k := it.Store.Kind; k == state.KindWindow || k == state.KindSession {
 				// Old windows go by time, as in Kafka Streams: retention
 				// plus a day.
 				policy = "compact,delete"

@@ -416,7 +416,7 @@ func (a *App) produceFailed(kr *kgo.Record, err error) {
 // it from there, and puts a record cache in front if the App caches.
 func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Store, error) {
 	a := r.a
-	if spec.Kind == state.KindWindow {
+	if spec.Kind == state.KindWindow || spec.Kind == state.KindSession {
 		return r.openWindow(id, spec)
 	}
 	kv, err := a.env.OpenKeyValue(a.cfg.appID, id.String(), spec)
@@ -440,8 +440,9 @@ func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Stor
 	return kv, nil
 }
 
-// openWindow opens a window store of the task, logged and restored like a
-// key-value store. Window stores have no record cache.
+// openWindow opens a window store of the task, or the windows beneath a
+// session store, logged and restored like a key-value store. Window and
+// session stores have no record cache.
 func (r *taskRuntime) openWindow(id topology.TaskID, spec state.Spec) (state.Store, error) {
 	a := r.a
 	ws, err := a.env.OpenWindow(a.cfg.appID, id.String(), spec)
@@ -459,6 +460,9 @@ func (r *taskRuntime) openWindow(id topology.TaskID, spec state.Spec) (state.Sto
 	}
 	ts.r = ws.(state.Restorable)
 	r.stores = append(r.stores, ts)
+	if spec.Kind == state.KindSession {
+		return state.SessionOf(ws), nil
+	}
 	return ws, nil
 }
 

@@ -197,12 +197,18 @@ func (d *Driver) openStore(task string, spec state.Spec) (state.Store, error) {
 	}
 	log := &changelog{d: d, topic: topology.ChangelogFor(spec.Name).Resolve(d.cfg.appID)}
 	switch spec.Kind {
-	case state.KindWindow:
+	case state.KindWindow, state.KindSession:
 		ws, err := d.env.OpenWindow(d.cfg.appID, task, spec)
-		if err != nil || !spec.Logged {
-			return ws, err
+		if err != nil {
+			return nil, err
 		}
-		return state.LoggedWindow(ws, log), nil
+		if spec.Logged {
+			ws = state.LoggedWindow(ws, log)
+		}
+		if spec.Kind == state.KindSession {
+			return state.SessionOf(ws), nil
+		}
+		return ws, nil
 	case state.KindKeyValue:
 	default:
 		return nil, fmt.Errorf("riffletest: store %q: kind %v is not supported", spec.Name, spec.Kind)

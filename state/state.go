@@ -97,6 +97,8 @@ func (k Kind) String() string {
 		return "key-value"
 	case KindWindow:
 		return "window"
+	case KindSession:
+		return "session"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -140,7 +142,8 @@ type Spec struct {
 	// the runtime has a cache budget (see CachingStore). It is true unless
 	// turned off.
 	Cached bool
-	// Retention is how long a window store keeps windows (KindWindow).
+	// Retention is how long a window store keeps windows (KindWindow), or
+	// a session store sessions after they end (KindSession).
 	Retention time.Duration
 }
 
@@ -181,9 +184,9 @@ func (s Spec) Validate() error {
 	}
 	switch s.Kind {
 	case KindKeyValue:
-	case KindWindow:
+	case KindWindow, KindSession:
 		if s.Retention <= 0 {
-			return fmt.Errorf("state: window store %q: retention %v must be positive", s.Name, s.Retention)
+			return fmt.Errorf("state: %v store %q: retention %v must be positive", s.Kind, s.Name, s.Retention)
 		}
 	default:
 		return fmt.Errorf("state: store %q: unknown kind %v", s.Name, s.Kind)

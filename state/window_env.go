@@ -3,7 +3,8 @@ package state
 import "fmt"
 
 // OpenWindow opens the window store spec declares (spec.Kind must be
-// [KindWindow]), for task of the application appID. The store it returns
+// [KindWindow], or [KindSession] for the windows beneath a session store:
+// see [SessionOf]), for task of the application appID. The store it returns
 // implements [Restorable]; the records its Restore takes, like those
 // [LoggedWindow] appends, are keyed by [WindowKey] (the key and the window
 // start) and carry the value, nil for a deletion.
@@ -49,7 +50,7 @@ func (e *Env) OpenWindow(appID, task string, spec Spec) (WindowStore, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if spec.Kind != KindWindow {
+	if spec.Kind != KindWindow && spec.Kind != KindSession {
 		return nil, fmt.Errorf("state: store %q: is a %v store, not window", spec.Name, spec.Kind)
 	}
 	if spec.Backend == InMemoryBackend {
