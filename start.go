@@ -164,6 +164,28 @@ func (a *App) prepareTopics(ctx context.Context) error {
 			fixed[it.Resolve(appID)] = int32(it.Partitions)
 		}
 	}
+	// A repartition topic read beside external topics (a join of a
+	// re-keyed stream) takes their partition count, so the two are
+	// co-partitioned, unless its count was fixed.
+	for _, st := range subs {
+		var ext int32
+		for _, tp := range st.SourceTopics {
+			if !tp.Internal {
+				ext = a.partitions[tp.Resolve(appID)]
+				break
+			}
+		}
+		if ext == 0 {
+			continue
+		}
+		for _, tp := range st.SourceTopics {
+			if name := tp.Resolve(appID); tp.Internal {
+				if _, ok := fixed[name]; !ok {
+					fixed[name] = ext
+				}
+			}
+		}
+	}
 	subParts := make([]int32, len(subs))
 	for _, st := range subs {
 		var n int32
