@@ -121,3 +121,82 @@ func TestAppStreamTableJoinAfterRestore(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 }
+
+// TestAppGlobalTableJoin joins orders with a global table of regions on
+// the embedded broker, or on RIFFLE_BROKERS. The two topics have different
+// partition counts: a global table needs no co-partitioning. The regions
+// written before the App starts are loaded before it processes anything;
+// one written while it runs reaches the join.
+func TestAppGlobalTableJoin(t *testing.T) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, regions, orders, out := "regions-"+run, "regions-"+run, "orders-"+run, "orders-out-"+run
+	k := itest.Setup(t, itest.Spec{Partitions: 3, Topics: []string{orders, out}, Groups: []string{appID}})
+	if err := k.CreateTopics(t, 2, regions); err != nil {
+		t.Fatal(err)
+	}
+	b := topology.NewBuilder()
+	g := table.Global[string, string](b, regions)
+	stream.LeftJoinGlobal(stream.From[string, string](b, orders), g,
+		func(_ string, order string) string { return strings.Split(order, ",")[0] },
+		func(_ string, order string, region stream.Maybe[string]) string {
+			if !region.OK {
+				return order + "@?"
+			}
+			return order + "@" + region.Value
+		}, stream.Named("by-region")).To(out)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(topic string, kvs ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
+		defer cancel()
+		for _, kv := range kvs {
+			key, value, _ := strings.Cut(kv, "=")
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(regions, "eu=Europe", "us=Americas", "ap=Asia")
+
+	log := itest.NewLogRecorder(slog.LevelInfo)
+	log.DumpOnFailure(t, "app", slog.LevelInfo)
+	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := itest.Run(t, "app", app)
+	produce(orders, "1=eu,10", "2=us,20", "3=xx,30")
+	tail := k.NewTail(t, out)
+	tail.Until(t, itest.Timeout(), "the first orders joined", func(latest map[string][]byte) (bool, string) {
+		got := fmt.Sprintf("%s %s %s", latest["1"], latest["2"], latest["3"])
+		return got == "eu,10@Europe us,20@Americas xx,30@?", got
+	})
+
+	// A region added while the App runs reaches the join once the global
+	// reader has it: order again until an order finds it.
+	produce(regions, "xx=Nowhere")
+	n := 100
+	itest.Eventually(t, itest.Timeout(), "an order to find the new region", func() (bool, string) {
+		n++
+		key := fmt.Sprint(n)
+		produce(orders, key+"=xx,1")
+		var v string
+		tail.Until(t, itest.Timeout(), "order "+key, func(latest map[string][]byte) (bool, string) {
+			v = string(latest[key])
+			return v != "", "not yet"
+		})
+		return v == "xx,1@Nowhere", "order " + key + " gave " + v
+	})
+	if err := running.Stop(itest.Timeout()); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}

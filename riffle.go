@@ -84,6 +84,7 @@ type App struct {
 	ran   atomic.Bool
 
 	env        *state.Env
+	globals    *globals // the global stores, if any
 	cl         *kgo.Client
 	adm        *kadm.Client
 	partitions map[string]int32 // of every topic read or written, resolved
@@ -126,9 +127,6 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
-	}
-	if g := topo.GlobalStores(); len(g) > 0 {
-		return nil, fmt.Errorf("riffle: global store %q: global tables run in the test driver but not yet on Kafka", g[0].Spec.Name)
 	}
 	a := &App{
 		topo:  topo,
@@ -277,6 +275,7 @@ func (a *App) shutdown() error {
 	if a.cl != nil {
 		a.cl.Close() // leaves the group
 	}
+	errs = append(errs, a.stopGlobals())
 	if a.adm != nil {
 		a.adm.Close()
 	}

@@ -49,6 +49,9 @@ func (a *App) start(ctx context.Context) error {
 		return fmt.Errorf("riffle: admin client: %w", err)
 	}
 	a.adm = kadm.NewClient(admCl)
+	if err := a.startGlobals(ctx); err != nil {
+		return err
+	}
 
 	appID := a.cfg.appID
 	var regexes []string

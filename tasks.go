@@ -384,9 +384,7 @@ func (r *taskRuntime) ApplicationID() string { return r.a.cfg.appID }
 func (r *taskRuntime) Now() time.Time        { return time.Now() }
 func (r *taskRuntime) Logger() *slog.Logger  { return r.a.log }
 
-func (r *taskRuntime) GlobalStore(name string) (state.Store, error) {
-	return nil, fmt.Errorf("riffle: no global store %q", name)
-}
+func (r *taskRuntime) GlobalStore(name string) (state.Store, error) { return r.a.globalStore(name) }
 
 // Send produces a record a sink made, asynchronously.
 func (r *taskRuntime) Send(rec topology.RawRecord) error {

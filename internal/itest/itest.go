@@ -157,6 +157,15 @@ func (k *Kafka) reset(ctx context.Context, spec Spec) error {
 	})
 }
 
+// CreateTopics creates topics with partitions each, beside the spec's, and
+// waits until every partition has a leader.
+func (k *Kafka) CreateTopics(t testing.TB, partitions int32, topics ...string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*Timeout())
+	defer cancel()
+	return k.create(ctx, partitions, topics)
+}
+
 // create creates topics, retrying while a deletion of the same name is
 // still under way.
 func (k *Kafka) create(ctx context.Context, partitions int32, topics []string) error {
