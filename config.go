@@ -30,6 +30,7 @@ type config struct {
 	stateListener     func(old, new State)
 	restoreListener   RestoreListener
 	pollTimeout       time.Duration
+	maxTaskIdle       time.Duration
 }
 
 func defaultConfig() config {
@@ -41,6 +42,7 @@ func defaultConfig() config {
 		onDecodeError:     Fail(),
 		onProduceError:    Fail(),
 		pollTimeout:       100 * time.Millisecond,
+		maxTaskIdle:       time.Second,
 	}
 }
 
@@ -64,6 +66,15 @@ func StateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 // CommitInterval sets how often progress is committed (commit.interval.ms).
 // The default is 30s, as in Kafka Streams with at-least-once.
 func CommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+
+// MaxTaskIdle sets how long a task that reads several partitions (a join,
+// a merge of topics) waits, with records in hand, for a partition that may
+// hold older records before it processes the others anyway
+// (max.task.idle.ms). A task processes its records in timestamp order
+// across its partitions, and waits only while a partition is known to hold
+// records it has not fetched yet, or is not known at all. The default is
+// one second; zero never waits for a partition whose position is unknown.
+func MaxTaskIdle(d time.Duration) Option { return func(c *config) { c.maxTaskIdle = d } }
 
 // ReplicationFactor sets the replication factor of the internal topics
 // Riffle creates (replication.factor). The default, -1, takes the broker's.
@@ -152,6 +163,9 @@ func (c *config) validate() error {
 	}
 	if len(c.brokers) == 0 {
 		errs = append(errs, errors.New("riffle: no bootstrap servers: pass riffle.BootstrapServers, or start a riffle.EmbeddedBroker for a run without Kafka"))
+	}
+	if c.maxTaskIdle < 0 {
+		errs = append(errs, fmt.Errorf("riffle: MaxTaskIdle(%v) is negative", c.maxTaskIdle))
 	}
 	if c.commitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("riffle: commit interval %v must be positive", c.commitInterval))

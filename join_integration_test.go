@@ -200,3 +200,65 @@ func TestAppGlobalTableJoin(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 }
+
+// TestAppJoinsInTimestampOrder: a stream–table join started on a backlog
+// processes the records of its two topics in timestamp order, as Kafka
+// Streams does, whatever order they were written and fetched in. The
+// clicks are written first, but their timestamps are later than the
+// profiles': every click must find its profile (an inner join drops a click
+// processed before it).
+func TestAppJoinsInTimestampOrder(t *testing.T) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, users, clicks, out := "ordered-"+run, "o-users-"+run, "o-clicks-"+run, "o-out-"+run
+	k := itest.Setup(t, itest.Spec{Partitions: 2, Topics: []string{users, clicks, out}, Groups: []string{appID}})
+	b := topology.NewBuilder()
+	stream.JoinTable(stream.From[string, string](b, clicks), table.From[string, string](b, users),
+		func(_ string, page, user string) string { return page + " by " + user }).To(out)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	const n = 10000
+	base := time.Now().Add(-time.Hour)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: clicks, Key: []byte(fmt.Sprint("u", i)), Value: []byte("/p"), Timestamp: base.Add(time.Second + time.Duration(i)*time.Millisecond)})
+	}
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: users, Key: []byte(fmt.Sprint("u", i)), Value: []byte(fmt.Sprint("U", i)), Timestamp: base.Add(time.Duration(i) * time.Microsecond)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
+	defer cancel()
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond),
+		riffle.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := itest.Run(t, "app", app)
+	itest.Eventually(t, itest.Timeout(), "the App to commit its inputs", func() (bool, string) {
+		ok, why, err := k.CaughtUp(context.Background(), appID, users, clicks)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok, why
+	})
+	joined, err := k.ReadAll(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(joined) != n {
+		t.Errorf("%d clicks joined, want %d: clicks were processed before older profiles", len(joined), n)
+	}
+	if err := running.Stop(itest.Timeout()); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}

@@ -25,13 +25,17 @@ type task struct {
 	queues map[string]*partQueue // by source topic
 	order  []*partQueue          // the same queues, to scan per record
 	stores []taskStore
+	// waiting is when the task, with records queued, first had to wait
+	// for a partition that may hold older ones; zero when it is not
+	// waiting. See ready.
+	waiting time.Time
 }
 
 // queue returns the task's queue of topic's partition, making it if need be.
 func (tk *task) queue(topic string) *partQueue {
 	q := tk.queues[topic]
 	if q == nil {
-		q = &partQueue{topic: topic, part: tk.id.Partition, next: -1}
+		q = &partQueue{topic: topic, part: tk.id.Partition, next: -1, hwm: -1}
 		tk.queues[topic] = q
 		tk.order = append(tk.order, q)
 	}
@@ -48,6 +52,18 @@ type partQueue struct {
 	// -1 until one is.
 	next  int64
 	epoch int32
+	// hwm is the partition's high watermark as last heard (from a fetch,
+	// or listed when the task was assigned); -1 if unknown.
+	hwm int64
+}
+
+// caughtUp reports whether the queue is empty and the partition holds no
+// record past what was processed, as far as is known.
+func (q *partQueue) caughtUp() bool {
+	if q.head < len(q.recs) {
+		return false
+	}
+	return q.hwm == 0 || (q.next >= 0 && q.hwm >= 0 && q.next >= q.hwm)
 }
 
 type taskStore struct {
@@ -88,7 +104,52 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			tk.queue(topic)
 		}
 	}
+	a.learnPositions(ctx, assigned)
 	a.setState(Running)
+}
+
+// learnPositions sets, for the assigned partitions, the committed offset
+// and the high watermark, so a task knows at once which of its partitions
+// hold records to wait for (see ready). If they cannot be listed, tasks
+// learn them from fetches, or wait no longer than the task idle time.
+func (a *App) learnPositions(ctx context.Context, assigned map[string][]int32) {
+	var topics []string
+	for t := range assigned {
+		if a.subOf(t) != nil {
+			topics = append(topics, t)
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
+	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		a.log.Debug("list end offsets of assigned partitions", "err", err)
+		return
+	}
+	committed, err := a.adm.FetchOffsets(ctx, a.cfg.appID)
+	if err != nil {
+		a.log.Debug("fetch committed offsets of assigned partitions", "err", err)
+	}
+	for topic, parts := range assigned {
+		st := a.subOf(topic)
+		if st == nil {
+			continue
+		}
+		for _, p := range parts {
+			tk := a.tasks[topology.TaskID{Subtopology: st.ID, Partition: p}]
+			if tk == nil {
+				continue
+			}
+			q := tk.queue(topic)
+			if e, ok := ends.Lookup(topic, p); ok && e.Err == nil && q.hwm < 0 {
+				q.hwm = e.Offset
+			}
+			if c, ok := committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 && q.next < 0 {
+				q.next, q.epoch = c.At, c.LeaderEpoch
+			}
+		}
+	}
 }
 
 func (a *App) newTask(id topology.TaskID) (*task, error) {
@@ -165,7 +226,9 @@ func (a *App) closeTask(id topology.TaskID) error {
 }
 
 // process queues the fetched records by task and partition, then runs each
-// task's records, taking next the partition whose head record is oldest.
+// task's records in timestamp order, taking next the partition whose head
+// record is oldest, for as long as the task is ready (see ready). Records a
+// task is not ready for stay queued for the next call.
 func (a *App) process(fetches kgo.Fetches) error {
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		st := a.subOf(p.Topic)
@@ -178,14 +241,17 @@ func (a *App) process(fetches kgo.Fetches) error {
 		}
 		q := tk.queue(p.Topic)
 		q.recs = append(q.recs, p.Records...)
+		q.hwm = p.HighWatermark
 	})
+	now := time.Now()
 	for _, tk := range a.tasks {
-		for {
+		for a.ready(tk, now) {
 			q := oldestHead(tk)
 			if q == nil {
 				break
 			}
 			r := q.recs[q.head]
+			q.recs[q.head] = nil
 			q.head++
 			if err := a.processRecord(tk, r); err != nil {
 				return err
@@ -193,11 +259,51 @@ func (a *App) process(fetches kgo.Fetches) error {
 			q.next, q.epoch = r.Offset+1, r.LeaderEpoch
 		}
 		for _, q := range tk.order {
-			clear(q.recs)
-			q.recs, q.head = q.recs[:0], 0
+			switch {
+			case q.head == len(q.recs):
+				q.recs, q.head = q.recs[:0], 0
+			case q.head > len(q.recs)/2:
+				n := copy(q.recs, q.recs[q.head:])
+				clear(q.recs[n:])
+				q.recs, q.head = q.recs[:n], 0
+			}
 		}
 	}
 	return nil
+}
+
+// maxQueued is how many records a task may hold queued while it waits for
+// another partition, before it processes them anyway.
+const maxQueued = 1 << 16
+
+// ready reports whether the task may process its oldest queued record:
+// when every partition it reads has records queued, or is known to hold no
+// more (so no older record can come first), as Kafka Streams synchronises
+// a task's partitions by timestamp. A task that has waited for a partition
+// longer than the App's task idle time, or has too many records queued,
+// goes on without it.
+func (a *App) ready(tk *task, now time.Time) bool {
+	if len(tk.order) < 2 {
+		return true
+	}
+	queued, blocked := 0, false
+	for _, q := range tk.order {
+		queued += len(q.recs) - q.head
+		if q.head == len(q.recs) && !q.caughtUp() {
+			blocked = true
+		}
+	}
+	switch {
+	case queued == 0:
+		tk.waiting = time.Time{}
+		return false
+	case !blocked:
+		tk.waiting = time.Time{}
+		return true
+	case tk.waiting.IsZero():
+		tk.waiting = now
+	}
+	return now.Sub(tk.waiting) >= a.cfg.maxTaskIdle || queued >= maxQueued
 }
 
 // oldestHead returns the queue of tk whose next record has the oldest
