@@ -262,3 +262,77 @@ func TestAppJoinsInTimestampOrder(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 }
+
+// TestAppForeignKeyJoin runs a foreign-key join on the embedded broker, or
+// on RIFFLE_BROKERS: orders (3 partitions) name a product (2 partitions).
+// The subscription topic takes the products' partition count and the
+// response topic the orders'; an order that changes its product is joined
+// with the new one.
+func TestAppForeignKeyJoin(t *testing.T) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, orders, products, out := "fk-"+run, "fk-orders-"+run, "fk-products-"+run, "fk-out-"+run
+	k := itest.Setup(t, itest.Spec{Partitions: 3, Topics: []string{orders, out}, Groups: []string{appID}})
+	if err := k.CreateTopics(t, 2, products); err != nil {
+		t.Fatal(err)
+	}
+	b := topology.NewBuilder()
+	joined := table.JoinForeign(table.From[string, string](b, orders), table.From[string, string](b, products),
+		func(order string) string { return strings.Split(order, ",")[0] },
+		func(order, product string) string { return order + "=" + product }, table.Named("order-products"))
+	joined.To(out)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(topic string, kvs ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
+		defer cancel()
+		for _, kv := range kvs {
+			key, value, _ := strings.Cut(kv, ":")
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	log := itest.NewLogRecorder(slog.LevelInfo)
+	log.DumpOnFailure(t, "app", slog.LevelInfo)
+	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := itest.Run(t, "app", app)
+	produce(products, "apple:Apple 1kg", "pear:Pear 1kg")
+	produce(orders, "o1:apple,2", "o2:pear,1", "o3:apple,5")
+	tail := k.NewTail(t, out)
+	check := func(want string) {
+		t.Helper()
+		tail.Until(t, itest.Timeout(), want, func(latest map[string][]byte) (bool, string) {
+			got := fmt.Sprintf("o1=%s o2=%s o3=%s", latest["o1"], latest["o2"], latest["o3"])
+			return got == want, got
+		})
+	}
+	check("o1=apple,2=Apple 1kg o2=pear,1=Pear 1kg o3=apple,5=Apple 1kg")
+	produce(products, "apple:Apple 2kg")
+	produce(orders, "o2:apple,1")
+	check("o1=apple,2=Apple 2kg o2=apple,1=Apple 2kg o3=apple,5=Apple 2kg")
+	details, err := k.Adm.ListTopics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for suffix, want := range map[string]int{"-subscription-registration-repartition": 2, "-subscription-response-repartition": 3} {
+		name := appID + "-order-products" + suffix
+		if got := len(details[name].Partitions); got != want {
+			t.Errorf("%s has %d partitions, want %d", name, got, want)
+		}
+	}
+	if err := running.Stop(itest.Timeout()); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}

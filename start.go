@@ -198,6 +198,12 @@ func (a *App) prepareTopics(ctx context.Context) error {
 			c, ok := a.partitions[name]
 			if tp.Internal {
 				c, ok = want[name]
+				if !ok {
+					// Written by a later sub-topology: the answers of
+					// a foreign-key join, which take the count of this
+					// one's external topics (above).
+					c, ok = fixed[name]
+				}
 			}
 			if !ok {
 				return fmt.Errorf("riffle: sub-topology %d: no partition count for topic %q", st.ID, name)

@@ -73,6 +73,13 @@ func entrySize(key string, value []byte) int64 { return int64(len(key) + len(val
 
 func (c *cache) SetFlushListener(l FlushListener) { c.listener = l }
 
+// FlushedView returns the store beneath the cache, which holds what has
+// been flushed, and reports whether a flush listener is set: whether the
+// values there are those the store's processor has forwarded. A join that
+// reads another table this way computes its old results from exactly the
+// values it was told of before.
+func (c *cache) FlushedView() (KeyValueStore, bool) { return c.KeyValueStore, c.listener != nil }
+
 // Get implements KeyValueStore.
 func (c *cache) Get(key []byte) ([]byte, error) {
 	if key == nil {
