@@ -68,7 +68,7 @@ func ExampleSliding() {
 func ExampleGrouped_SessionWindowedBy() {
 	b := topology.NewBuilder()
 	sessions := stream.From[string, string](b, "clicks").GroupByKey().
-		SessionWindowedBy(stream.Sessions(5*time.Minute, time.Minute)).Count()
+		SessionWindowedBy(stream.Sessions(5*time.Minute, 10*time.Minute)).Count()
 	stream.Changes(sessions).Foreach(func(k stream.Windowed[string], c table.Change[int64]) {
 		span := fmt.Sprintf("%s [%v, %v]", k.Key, k.Start.Sub(time.Unix(0, 0)), k.End.Sub(time.Unix(0, 0)))
 		if !c.HasNew {
