@@ -199,43 +199,60 @@ func (s subscriptionSerde[K]) Encode(v subscription[K]) ([]byte, error) {
 	if kb == nil {
 		return nil, errors.New("a subscription's left key is null")
 	}
-	out := make([]byte, 0, 2+len(v.Hash)+len(kb))
 	var flags byte
 	if v.Unsubscribe {
 		flags = unsubscribeFlag
 	}
-	out = append(out, fkFormatV0, flags)
-	out = append(out, v.Hash[:]...)
-	return append(out, kb...), nil
+	return appendFKRecord(flags, v.Hash, kb), nil
 }
 
-func (s subscriptionSerde[K]) Decode(data []byte) (subscription[K], error) {
-	bad := func(err error) (subscription[K], error) {
-		got := len(data)
-		if data == nil {
-			got = -1
-		}
-		return subscription[K]{}, &serde.DecodeError{Serde: s.String(), Want: "a version, flags, a 16-byte hash and a key", Got: got, Err: err}
-	}
+// appendFKRecord returns the bytes of a subscription or response: the
+// version, the flags, the hash, then body.
+func appendFKRecord(flags byte, h valueHash, body []byte) []byte {
+	out := make([]byte, 0, 2+len(h)+len(body))
+	out = append(out, fkFormatV0, flags)
+	out = append(out, h[:]...)
+	return append(out, body...)
+}
+
+// splitFKRecord undoes appendFKRecord, refusing flags outside allowed.
+func splitFKRecord(data []byte, allowed byte) (flags byte, h valueHash, body []byte, err error) {
 	const head = 2 + len(valueHash{})
 	switch {
 	case data == nil:
-		return bad(serde.ErrNull)
+		return 0, h, nil, serde.ErrNull
 	case len(data) < head:
-		return bad(errors.New("too short"))
+		return 0, h, nil, errors.New("too short")
 	case data[0] != fkFormatV0:
-		return bad(fmt.Errorf("unknown version %d", data[0]))
-	case data[1]&^unsubscribeFlag != 0:
-		return bad(fmt.Errorf("bad flags %#x", data[1]))
+		return 0, h, nil, fmt.Errorf("unknown version %d", data[0])
+	case data[1]&^allowed != 0:
+		return 0, h, nil, fmt.Errorf("bad flags %#x", data[1])
 	}
-	v := subscription[K]{Unsubscribe: data[1]&unsubscribeFlag != 0}
-	copy(v.Hash[:], data[2:head])
-	k, err := s.keys.Decode(data[head:])
+	copy(h[:], data[2:head])
+	return data[1], h, data[head:], nil
+}
+
+// fkDecodeError is the error of a subscription or response that cannot be
+// decoded.
+func fkDecodeError(name, want string, data []byte, err error) error {
+	got := len(data)
+	if data == nil {
+		got = -1
+	}
+	return &serde.DecodeError{Serde: name, Want: want, Got: got, Err: err}
+}
+
+func (s subscriptionSerde[K]) Decode(data []byte) (subscription[K], error) {
+	const want = "a version, flags, a 16-byte hash and a key"
+	flags, h, body, err := splitFKRecord(data, unsubscribeFlag)
 	if err != nil {
-		return bad(err)
+		return subscription[K]{}, fkDecodeError(s.String(), want, data, err)
 	}
-	v.Key = k
-	return v, nil
+	k, err := s.keys.Decode(body)
+	if err != nil {
+		return subscription[K]{}, fkDecodeError(s.String(), want, data, err)
+	}
+	return subscription[K]{Key: k, Hash: h, Unsubscribe: flags&unsubscribeFlag != 0}, nil
 }
 
 // responseSerde carries a response through the response topic: the
@@ -260,39 +277,23 @@ func (s responseSerde[VO]) Encode(v response[VO]) ([]byte, error) {
 		}
 		flags = hasValueFlag
 	}
-	out := make([]byte, 0, 2+len(v.Hash)+len(vb))
-	out = append(out, fkFormatV0, flags)
-	out = append(out, v.Hash[:]...)
-	return append(out, vb...), nil
+	return appendFKRecord(flags, v.Hash, vb), nil
 }
 
 func (s responseSerde[VO]) Decode(data []byte) (response[VO], error) {
-	bad := func(err error) (response[VO], error) {
-		got := len(data)
-		if data == nil {
-			got = -1
-		}
-		return response[VO]{}, &serde.DecodeError{Serde: s.String(), Want: "a version, flags, a 16-byte hash and a value", Got: got, Err: err}
+	const want = "a version, flags, a 16-byte hash and a value"
+	flags, h, body, err := splitFKRecord(data, hasValueFlag)
+	if err == nil && flags&hasValueFlag == 0 && len(body) != 0 {
+		err = fmt.Errorf("%d bytes after a response with no value", len(body))
 	}
-	const head = 2 + len(valueHash{})
-	switch {
-	case data == nil:
-		return bad(serde.ErrNull)
-	case len(data) < head:
-		return bad(errors.New("too short"))
-	case data[0] != fkFormatV0:
-		return bad(fmt.Errorf("unknown version %d", data[0]))
-	case data[1]&^hasValueFlag != 0:
-		return bad(fmt.Errorf("bad flags %#x", data[1]))
-	case data[1]&hasValueFlag == 0 && len(data) != head:
-		return bad(fmt.Errorf("%d bytes after a response with no value", len(data)-head))
+	if err != nil {
+		return response[VO]{}, fkDecodeError(s.String(), want, data, err)
 	}
-	var v response[VO]
-	copy(v.Hash[:], data[2:head])
-	if data[1]&hasValueFlag != 0 {
-		vo, err := s.values.Decode(data[head:])
+	v := response[VO]{Hash: h}
+	if flags&hasValueFlag != 0 {
+		vo, err := s.values.Decode(body)
 		if err != nil {
-			return bad(err)
+			return response[VO]{}, fkDecodeError(s.String(), want, data, err)
 		}
 		v.Value = Some(vo)
 	}
