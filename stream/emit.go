@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/riffle-streams/riffle/internal/null"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
@@ -127,6 +128,32 @@ func (f *finals) open(ctx interface {
 		}
 	}
 	return nil
+}
+
+// prepare readies a windowed aggregation for record r: a record with a
+// null key or value is skipped and counted (false). It returns the close
+// time: stream time minus grace. With EmitFinal (f not nil) it first emits
+// what that closes, before the record's put, which may expire a window
+// (retention runs from the newest one) in the same step that closes it.
+func prepare[K, V, KO, VO any](ctx topology.Context[KO, VO], f *finals, nilKey null.Checker[K], nilVal null.Checker[V], r topology.Record[K, V], grace time.Duration, emit func(int64) error) (closeTime int64, ok bool, err error) {
+	switch {
+	case nilKey.IsNil(r.Key):
+		ctx.SkipRecord("null key")
+		return 0, false, nil
+	case nilVal.IsNil(r.Value):
+		ctx.SkipRecord("null value")
+		return 0, false, nil
+	}
+	st := ctx.StreamTime().UnixMilli()
+	closeTime = st - grace.Milliseconds()
+	if f == nil {
+		return closeTime, true, nil
+	}
+	f.observe(st, ctx.WallClock)
+	if err := emit(closeTime); err != nil {
+		return 0, false, err
+	}
+	return closeTime, true, nil
 }
 
 // every is how often the idle check runs, if CloseIdleAfter is set.

@@ -221,25 +221,14 @@ func (p *sessionAggregator[K, V, VA]) Init(ctx topology.Context[Windowed[K], tab
 func (p *sessionAggregator[K, V, VA]) Close() error { return nil }
 
 func (p *sessionAggregator[K, V, VA]) Process(r topology.Record[K, V]) error {
-	switch {
-	case p.nilKey.IsNil(r.Key):
-		p.ctx.SkipRecord("null key")
-		return nil
-	case p.nilVal.IsNil(r.Value):
-		p.ctx.SkipRecord("null value")
-		return nil
+	closeTime, ok, err := prepare(p.ctx, p.final, p.nilKey, p.nilVal, r, p.w.Grace, p.emitClosedAt)
+	if !ok || err != nil {
+		return err
 	}
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
 	gap := p.w.Gap.Milliseconds()
 	emittedEnd := int64(noneEmitted) // sessions ending before it were emitted
-	if p.final != nil {
-		p.final.observe(p.ctx.StreamTime().UnixMilli(), p.ctx.WallClock)
-		if err := p.emitClosedAt(closeTime); err != nil {
-			return err
-		}
-		if p.final.upTo != noneEmitted {
-			emittedEnd = p.final.upTo - gap
-		}
+	if p.final != nil && p.final.upTo != noneEmitted {
+		emittedEnd = p.final.upTo - gap
 	}
 	kb, err := p.keys.Encode(r.Key)
 	if err != nil {

@@ -137,20 +137,12 @@ func (p *slidingAggregate[K, V, VA]) decodeAgg(b []byte) (VA, error) {
 }
 
 func (p *slidingAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
-	switch {
-	case p.nilKey.IsNil(r.Key):
-		p.ctx.SkipRecord("null key")
-		return nil
-	case p.nilVal.IsNil(r.Value):
-		p.ctx.SkipRecord("null value")
-		return nil
+	closeTime, ok, err := prepare(p.ctx, p.final, p.nilKey, p.nilVal, r, p.w.Grace, p.emitClosedAt)
+	if !ok || err != nil {
+		return err
 	}
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
 	if p.final != nil {
-		p.final.observe(p.ctx.StreamTime().UnixMilli(), p.ctx.WallClock)
-		if err := p.emitClosedAt(closeTime); err != nil {
-			return err
-		}
+		// A window already emitted is closed, whatever stream time says.
 		closeTime = max(closeTime, p.final.upTo)
 	}
 	t := r.Timestamp.UnixMilli()

@@ -297,23 +297,11 @@ func openFinals[KO, VO any](ctx topology.Context[KO, VO], emitted string, idle, 
 func (p *windowAggregate[K, V, VA]) Close() error { return nil }
 
 func (p *windowAggregate[K, V, VA]) Process(r topology.Record[K, V]) error {
-	switch {
-	case p.nilKey.IsNil(r.Key):
-		p.ctx.SkipRecord("null key")
-		return nil
-	case p.nilVal.IsNil(r.Value):
-		p.ctx.SkipRecord("null value")
-		return nil
+	closeTime, ok, err := prepare(p.ctx, p.final, p.nilKey, p.nilVal, r, p.w.Grace, p.emitClosedAt)
+	if !ok || err != nil {
+		return err
 	}
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.Grace.Milliseconds()
 	if p.final != nil {
-		p.final.observe(p.ctx.StreamTime().UnixMilli(), p.ctx.WallClock)
-		// Emit what this record's time closes before applying it: its put
-		// may expire a window (retention runs from the newest window) in
-		// the same step that closes it.
-		if err := p.emitClosedAt(closeTime); err != nil {
-			return err
-		}
 		// A window already emitted is closed, whatever stream time says.
 		closeTime = max(closeTime, p.final.upTo)
 	}
