@@ -12,7 +12,8 @@
 //     records (records/s).
 //
 // It runs on the brokers given with -brokers, or on the embedded broker.
-// -only picks the measurements (bare, passthrough, windowed, restore).
+// -only picks the measurements (bare, passthrough, windowed, streamtable,
+// streamstream, restore).
 //
 //	go run ./internal/cmd/riffle-bench -brokers 127.0.0.1:39092 -records 1000000
 package main
@@ -37,6 +38,7 @@ import (
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/stream"
+	"github.com/riffle-streams/riffle/table"
 	"github.com/riffle-streams/riffle/topology"
 )
 
@@ -57,7 +59,7 @@ type config struct {
 }
 
 // measurements are the names -only takes, in the order they run.
-var measurements = []string{"bare", "passthrough", "windowed", "restore"}
+var measurements = []string{"bare", "passthrough", "windowed", "streamtable", "streamstream", "restore"}
 
 func (c config) runs(m string) bool { return slices.Contains(c.only, m) }
 
@@ -137,6 +139,14 @@ func run(ctx context.Context, c config) error {
 	if c.runs("windowed") {
 		topics = append(topics, winIn, winOut)
 	}
+	stIn, stTable, stOut := "bench-st-in-"+run, "bench-st-table-"+run, "bench-st-out-"+run
+	if c.runs("streamtable") {
+		topics = append(topics, stIn, stTable, stOut)
+	}
+	ssLeft, ssRight, ssOut := "bench-ss-left-"+run, "bench-ss-right-"+run, "bench-ss-out-"+run
+	if c.runs("streamstream") {
+		topics = append(topics, ssLeft, ssRight, ssOut)
+	}
 	for _, t := range topics {
 		if err := createTopic(ctx, adm, t, c.partitions, nil); err != nil {
 			return err
@@ -163,7 +173,37 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 
-	var bare, rif, win, restore time.Duration
+	// The stream–table input: a table of windowKeys profiles, and a stream
+	// of c.records records keyed by them in turn, each of which finds its
+	// profile.
+	if c.runs("streamtable") {
+		fmt.Printf("Producing a table of %d keys to %s and %d records to %s...\n", c.windowKeys, stTable, c.records, stIn)
+		if err := produce(ctx, cl, stTable, c.windowKeys, c.valueSize, winKey, nil); err != nil {
+			return err
+		}
+		if err := produce(ctx, cl, stIn, c.records, c.valueSize, winKey, nil); err != nil {
+			return err
+		}
+	}
+	// The stream–stream input: c.records/2 records on each side, keyed by
+	// windowKeys keys in turn, record i of each side at the same event
+	// time, rising evenly: each left record has one right record within
+	// the 10s join window... and the other records of its key, which come
+	// windowKeys records (about span*windowKeys/(records/2)) apart.
+	half := c.records / 2
+	ssStep := c.windowSpan / time.Duration(half)
+	ssTime := func(i int) time.Time { return base.Add(ssStep * time.Duration(i)) }
+	if c.runs("streamstream") {
+		fmt.Printf("Producing %d records to each of %s and %s...\n", half, ssLeft, ssRight)
+		if err := produce(ctx, cl, ssLeft, half, c.valueSize, winKey, ssTime); err != nil {
+			return err
+		}
+		if err := produce(ctx, cl, ssRight, half, c.valueSize, winKey, ssTime); err != nil {
+			return err
+		}
+	}
+
+	var bare, rif, win, stj, ssj, restore time.Duration
 	if c.runs("bare") {
 		if bare, err = bareLoop(ctx, c, in, bareOut, "bench-bare-"+run); err != nil {
 			return fmt.Errorf("bare loop: %w", err)
@@ -186,6 +226,19 @@ func run(ctx context.Context, c config) error {
 				return fmt.Errorf("windowed count: %w", err)
 			}
 		}
+	}
+	if c.runs("streamtable") {
+		if stj, err = streamTableJoin(ctx, c, adm, stIn, stTable, stOut, "bench-st-"+run); err != nil {
+			return fmt.Errorf("stream-table join: %w", err)
+		}
+		fmt.Printf("stream-table join: %.2fs\n", stj.Seconds())
+	}
+	var ssMatches int64
+	if c.runs("streamstream") {
+		if ssj, ssMatches, err = streamStreamJoin(ctx, c, adm, ssLeft, ssRight, ssOut, "bench-ss-"+run, ssStep); err != nil {
+			return fmt.Errorf("stream-stream join: %w", err)
+		}
+		fmt.Printf("stream-stream join: %.2fs\n", ssj.Seconds())
 	}
 	if c.runs("restore") {
 		if restore, err = restoreSpeed(ctx, c, cl, adm, "bench-restore-"+run); err != nil {
@@ -215,6 +268,12 @@ func run(ctx context.Context, c config) error {
 			store = "in memory"
 		}
 		fmt.Printf("| Riffle windowed count (1m tumbling, %d keys, %s) | %d | %.2f | %.0f | %s | %s |\n", c.windowKeys, store, c.records, win.Seconds(), rate(c.records, win), ratio(win, bare), ratio(win, rif))
+	}
+	if stj > 0 {
+		fmt.Printf("| Riffle stream–table join (%d-key table, Pebble) | %d | %.2f | %.0f | %s | %s |\n", c.windowKeys, c.records, stj.Seconds(), rate(c.records, stj), ratio(stj, bare), ratio(stj, rif))
+	}
+	if ssj > 0 {
+		fmt.Printf("| Riffle stream–stream join (10s window, %d keys, Pebble; %d results) | %d | %.2f | %.0f | %s | %s |\n", c.windowKeys, ssMatches, 2*half, ssj.Seconds(), rate(2*half, ssj), ratio(ssj, bare), ratio(ssj, rif))
 	}
 	if restore > 0 {
 		fmt.Printf("| restore a store from its changelog | %d | %.2f | %.0f | | |\n", c.restore, restore.Seconds(), rate(c.restore, restore))
@@ -335,6 +394,60 @@ func windowedCount(ctx context.Context, c config, adm *kadm.Client, in, out, app
 	return runUntilWritten(ctx, c, adm, b, out, appID)
 }
 
+// streamTableJoin runs a topology that left-joins each record of in with
+// its key's value in the table of tableTopic and writes the result to
+// out, until out holds a result for every input record. The table's
+// records are older, but the runtime does not hold a stream record back
+// until the table has caught up (no timestamp synchronisation across
+// fetches yet), so a left join: every record gives one result, found or
+// not, and a lookup costs the same either way.
+func streamTableJoin(ctx context.Context, c config, adm *kadm.Client, in, tableTopic, out, appID string) (time.Duration, error) {
+	b := topology.NewBuilder()
+	profiles := table.From[string, []byte](b, tableTopic, table.Named("profiles"))
+	joined := stream.LeftJoinTable(stream.From[string, []byte](b, in), profiles, func(_ string, v []byte, p stream.Maybe[[]byte]) []byte {
+		return append(append(make([]byte, 0, len(v)+len(p.Value)), v...), p.Value...)
+	}, stream.Named("enrich"))
+	joined.To(out)
+	return runUntil(ctx, c, adm, b, out, appID, int64(c.records))
+}
+
+// streamStreamJoin runs a topology that joins the records of left and
+// right within 10 seconds (inner join), writing each match to out, until
+// out holds all the matches the input has, which it computes: records of
+// a key on the two sides whose times are at most 10s apart.
+func streamStreamJoin(ctx context.Context, c config, adm *kadm.Client, left, right, out, appID string, step time.Duration) (time.Duration, int64, error) {
+	b := topology.NewBuilder()
+	// Grace covers the whole input: records of one side may be fetched and
+	// processed well ahead of the other's, and none must be late.
+	w := stream.JoinTimeDifference(10*time.Second, c.windowSpan)
+	joined := stream.Join(stream.From[string, []byte](b, left), stream.From[string, []byte](b, right),
+		func(_ string, l, r []byte) []byte { return append(append(make([]byte, 0, len(l)+len(r)), l...), r...) }, w, stream.Named("pairs"))
+	joined.To(out)
+	// Record i of a side is at step*i, key i%keys: records of a key are
+	// keys*step apart, so a left record matches the right records of its
+	// key within 10s, that is, |i-j| = m*keys with m*keys*step <= 10s.
+	half := c.records / 2
+	keyGap := time.Duration(c.windowKeys) * step
+	var matches int64
+	for i := 0; i < half; i++ {
+		for m := -int(10*time.Second/max(keyGap, 1)) - 1; m <= int(10*time.Second/max(keyGap, 1))+1; m++ {
+			j := i + m*c.windowKeys
+			if j >= 0 && j < half && (time.Duration(abs(m))*keyGap) <= 10*time.Second {
+				matches++
+			}
+		}
+	}
+	took, err := runUntil(ctx, c, adm, b, out, appID, matches)
+	return took, matches, err
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
 // stallTimeout is how long the output may stand still before a run is
 // given up as hung.
 const stallTimeout = 2 * time.Minute
@@ -343,6 +456,13 @@ const stallTimeout = 2 * time.Minute
 // second, until out holds c.records records, and returns the time from
 // start (group join included) until then.
 func runUntilWritten(ctx context.Context, c config, adm *kadm.Client, b *topology.Builder, out, appID string) (time.Duration, error) {
+	return runUntil(ctx, c, adm, b, out, appID, int64(c.records))
+}
+
+// runUntil runs the topology of b as an App, committing every second,
+// until out holds want records, and returns the time from start (group
+// join included) until then.
+func runUntil(ctx context.Context, c config, adm *kadm.Client, b *topology.Builder, out, appID string, want int64) (time.Duration, error) {
 	topo, err := b.Build()
 	if err != nil {
 		return 0, err
@@ -371,7 +491,7 @@ func runUntilWritten(ctx context.Context, c config, adm *kadm.Client, b *topolog
 		}
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-		if total >= int64(c.records) {
+		if total >= want {
 			break
 		}
 		if total != last {
@@ -379,7 +499,7 @@ func runUntilWritten(ctx context.Context, c config, adm *kadm.Client, b *topolog
 		} else if time.Since(lastMoved) > stallTimeout {
 			stop()
 			<-done
-			return 0, fmt.Errorf("%s has held %d of %d records for %v: the app made no progress", out, total, c.records, stallTimeout)
+			return 0, fmt.Errorf("%s has held %d of %d records for %v: the app made no progress", out, total, want, stallTimeout)
 		}
 		select {
 		case err := <-done:
