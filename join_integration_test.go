@@ -336,3 +336,35 @@ func TestAppForeignKeyJoin(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 }
+
+// TestAppJoinNotCoPartitioned: a join of two topics with different
+// partition counts fails at start with an error that names both topics and
+// their counts, before anything is processed.
+func TestAppJoinNotCoPartitioned(t *testing.T) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, users, clicks := "copart-"+run, "cp-users-"+run, "cp-clicks-"+run
+	k := itest.Setup(t, itest.Spec{Partitions: 3, Topics: []string{clicks, clicks + "-out"}, Groups: []string{appID}})
+	if err := k.CreateTopics(t, 2, users); err != nil {
+		t.Fatal(err)
+	}
+	b := topology.NewBuilder()
+	stream.JoinTable(stream.From[string, string](b, clicks), table.From[string, string](b, users),
+		func(_ string, c, u string) string { return c + u }).To(clicks + "-out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
+	defer cancel()
+	err = app.Run(ctx)
+	for _, want := range []string{"not co-partitioned", clicks + " (3 partitions)", users + " (2 partitions)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run: %v, want an error with %q", err, want)
+		}
+	}
+}
