@@ -157,6 +157,8 @@ func TestNewChecksConfig(t *testing.T) {
 		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.CommitInterval(0)}, "commit interval"},
 		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.ReplicationFactor(0)}, "replication factor"},
 		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.OnProduceError(riffle.DeadLetter("dlq"))}, "cannot send to a dead-letter topic"},
+		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.InstanceID("pod 1")}, "instance id"},
+		{[]riffle.Option{riffle.ApplicationID("a"), riffle.BootstrapServers("x:1"), riffle.MaxTaskIdle(-time.Second)}, "MaxTaskIdle"},
 	}
 	for _, c := range cases {
 		_, err := riffle.New(topo, c.opts...)

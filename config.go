@@ -31,6 +31,7 @@ type config struct {
 	restoreListener   RestoreListener
 	pollTimeout       time.Duration
 	maxTaskIdle       time.Duration
+	instanceID        string
 }
 
 func defaultConfig() config {
@@ -75,6 +76,17 @@ func CommitInterval(d time.Duration) Option { return func(c *config) { c.commitI
 // records it has not fetched yet, or is not known at all. The default is
 // one second; zero never waits for a partition whose position is unknown.
 func MaxTaskIdle(d time.Duration) Option { return func(c *config) { c.maxTaskIdle = d } }
+
+// InstanceID makes the instance a static member of the application's
+// group (group.instance.id), with id, which must be unique among the
+// application's instances and the same across restarts of one (a host
+// name, a pod name). A static member that stops does not leave the group:
+// its tasks wait for it, unassigned, until the group's session timeout
+// (kgo.SessionTimeout through KafkaOptions; 45s by default), and an
+// instance that restarts within it gets them back without a rebalance, so
+// the other instances go on undisturbed. One that does not come back in
+// time has its tasks moved, as if it had died.
+func InstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
 
 // ReplicationFactor sets the replication factor of the internal topics
 // Riffle creates (replication.factor). The default, -1, takes the broker's.
@@ -163,6 +175,11 @@ func (c *config) validate() error {
 	}
 	if len(c.brokers) == 0 {
 		errs = append(errs, errors.New("riffle: no bootstrap servers: pass riffle.BootstrapServers, or start a riffle.EmbeddedBroker for a run without Kafka"))
+	}
+	if c.instanceID != "" {
+		if err := validName(c.instanceID); err != nil {
+			errs = append(errs, fmt.Errorf("riffle: instance id: %w", err))
+		}
 	}
 	if c.maxTaskIdle < 0 {
 		errs = append(errs, fmt.Errorf("riffle: MaxTaskIdle(%v) is negative", c.maxTaskIdle))

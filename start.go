@@ -80,6 +80,9 @@ func (a *App) start(ctx context.Context) error {
 	}
 	opts := append([]kgo.Opt{}, base...)
 	opts = append(opts, consume...)
+	if id := a.cfg.instanceID; id != "" {
+		opts = append(opts, kgo.InstanceID(id))
+	}
 	opts = append(opts,
 		kgo.ConsumerGroup(appID),
 		kgo.Balancers(&assign.Balancer{
