@@ -368,3 +368,62 @@ func TestAppJoinNotCoPartitioned(t *testing.T) {
 		}
 	}
 }
+
+// TestAppForeignKeyJoinOnAggregation: the right side of a foreign-key
+// join is an aggregation of a re-keyed stream, so its sub-topology reads
+// no external topic; the runtime still finds a partition count for every
+// internal topic, and the join works.
+func TestAppForeignKeyJoinOnAggregation(t *testing.T) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, orders, sales, out := "fkagg-"+run, "fkagg-orders-"+run, "fkagg-sales-"+run, "fkagg-out-"+run
+	k := itest.Setup(t, itest.Spec{Partitions: 3, Topics: []string{orders, out}, Groups: []string{appID}})
+	if err := k.CreateTopics(t, 2, sales); err != nil {
+		t.Fatal(err)
+	}
+	b := topology.NewBuilder()
+	// Units sold per product, from sales keyed by sale id, value product.
+	sold := stream.GroupBy(stream.From[string, string](b, sales), func(_, product string) string { return product },
+		stream.Named("by-product")).Count(stream.Named("sold"))
+	joined := table.JoinForeign(table.From[string, string](b, orders), sold,
+		func(order string) string { return order },
+		func(order string, n int64) string { return fmt.Sprintf("%s sold %d", order, n) }, table.Named("popularity"))
+	joined.To(out)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(topic string, kvs ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
+		defer cancel()
+		for _, kv := range kvs {
+			key, value, _ := strings.Cut(kv, ":")
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	log := itest.NewLogRecorder(slog.LevelInfo)
+	log.DumpOnFailure(t, "app", slog.LevelInfo)
+	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := itest.Run(t, "app", app)
+	produce(sales, "s1:apple", "s2:apple", "s3:pear")
+	produce(orders, "o1:apple", "o2:pear")
+	tail := k.NewTail(t, out)
+	tail.Until(t, itest.Timeout(), "the joined popularity", func(latest map[string][]byte) (bool, string) {
+		got := fmt.Sprintf("o1=%s o2=%s", latest["o1"], latest["o2"])
+		return got == "o1=apple sold 2 o2=pear sold 1", got
+	})
+	if err := running.Stop(itest.Timeout()); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}

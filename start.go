@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -161,79 +162,88 @@ func (a *App) prepareTopics(ctx context.Context) error {
 		return fmt.Errorf("riffle: topics the topology reads or writes do not exist: %s (Riffle creates only its internal topics)", strings.Join(dedupe(missing), ", "))
 	}
 
-	// Partitions of each sub-topology, in order: a repartition topic's
-	// writer comes before its reader, so its count is known when needed.
-	want := map[string]int32{} // internal topic -> partitions
-	fixed := map[string]int32{}
+	// Partition counts. A sub-topology's count is that of its source
+	// topics, which must agree. An external topic has its own; a
+	// repartition topic has the count it was given, or else takes that of
+	// the other inputs of the sub-topology that reads it (a join of a
+	// re-keyed stream, the answers of a foreign-key join: so they are
+	// co-partitioned), or else that of the sub-topology that writes it.
+	// Counts spread by these rules until nothing changes, whatever the
+	// order of the sub-topologies; a changelog takes its store's
+	// sub-topology's count.
+	count := map[string]int32{} // resolved topic -> partitions
+	maps.Copy(count, a.partitions)
 	for _, it := range a.topo.InternalTopics() {
 		if it.Kind == topology.RepartitionTopic && it.Partitions > 0 {
-			fixed[it.Resolve(appID)] = int32(it.Partitions)
-		}
-	}
-	// A repartition topic read beside external topics (a join of a
-	// re-keyed stream) takes their partition count, so the two are
-	// co-partitioned, unless its count was fixed.
-	for _, st := range subs {
-		var ext int32
-		for _, tp := range st.SourceTopics {
-			if !tp.Internal {
-				ext = a.partitions[tp.Resolve(appID)]
-				break
-			}
-		}
-		if ext == 0 {
-			continue
-		}
-		for _, tp := range st.SourceTopics {
-			if name := tp.Resolve(appID); tp.Internal {
-				if _, ok := fixed[name]; !ok {
-					fixed[name] = ext
-				}
-			}
+			count[it.Resolve(appID)] = int32(it.Partitions)
 		}
 	}
 	subParts := make([]int32, len(subs))
+	known := func() bool { // sub-topology counts from their known inputs
+		changed := false
+		for _, st := range subs {
+			for _, tp := range st.SourceTopics {
+				if c := count[tp.Resolve(appID)]; c > 0 && subParts[st.ID] == 0 {
+					subParts[st.ID], changed = c, true
+				}
+			}
+		}
+		return changed
+	}
+	// spread gives the internal topics of each sub-topology of known count
+	// that have none its count: all those it reads, as the reader's count
+	// wins; or else one it writes, after which readers go first again.
+	spread := func(read bool) bool {
+		changed := false
+		for _, st := range subs {
+			n := subParts[st.ID]
+			topics := st.SinkTopics
+			if read {
+				topics = st.SourceTopics
+			}
+			for _, tp := range topics {
+				if name := tp.Resolve(appID); n > 0 && tp.Internal && count[name] == 0 {
+					count[name], changed = n, true
+					if !read {
+						return true
+					}
+				}
+			}
+		}
+		return changed
+	}
+	for {
+		known()
+		if !spread(true) && !spread(false) {
+			break
+		}
+	}
+	want := map[string]int32{} // internal topic -> partitions
 	for _, st := range subs {
-		var n int32
 		var parts []string
 		for _, tp := range st.SourceTopics {
 			name := tp.Resolve(appID)
-			c, ok := a.partitions[name]
-			if tp.Internal {
-				c, ok = want[name]
-				if !ok {
-					// Written by a later sub-topology: the answers of
-					// a foreign-key join, which take the count of this
-					// one's external topics (above).
-					c, ok = fixed[name]
-				}
-			}
-			if !ok {
+			c := count[name]
+			if c == 0 {
 				return fmt.Errorf("riffle: sub-topology %d: no partition count for topic %q", st.ID, name)
 			}
 			parts = append(parts, fmt.Sprintf("%s (%d partitions)", name, c))
-			if n != 0 && c != n {
+			if c != subParts[st.ID] {
 				return fmt.Errorf("riffle: sub-topology %d reads topics that are not co-partitioned: %s", st.ID, strings.Join(parts, ", "))
 			}
-			n = c
 		}
-		if n == 0 && len(st.SourcePatterns) > 0 {
+		if subParts[st.ID] == 0 && len(st.SourcePatterns) > 0 {
 			return fmt.Errorf("riffle: sub-topology %d reads only patterns: pattern sources run in the test driver but not yet on Kafka", st.ID)
 		}
-		subParts[st.ID] = n
 		for _, tp := range st.SinkTopics {
 			if tp.Internal {
 				name := tp.Resolve(appID)
-				if f, ok := fixed[name]; ok {
-					want[name] = f
-				} else {
-					want[name] = n
-				}
+				want[name] = count[name]
 			}
 		}
 		for _, spec := range st.Stores {
 			if spec.Logged {
-				want[topology.ChangelogFor(spec.Name).Resolve(appID)] = n
+				want[topology.ChangelogFor(spec.Name).Resolve(appID)] = subParts[st.ID]
 			}
 		}
 	}
