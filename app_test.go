@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/riffle-streams/riffle"
+	"github.com/riffle-streams/riffle/internal/itest"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/stream"
 	"github.com/riffle-streams/riffle/topology"
@@ -193,4 +194,21 @@ func TestMissingSourceTopic(t *testing.T) {
 	if app.State() != riffle.Error {
 		t.Errorf("state: %v", app.State())
 	}
+}
+
+// startApp runs an App of topo with the application id appID on k until
+// the test ends: state in a fresh directory, commits every 200ms, logs at
+// Info and above kept in the returned recorder and shown if the test
+// fails. opts come last, so they may override any of these.
+func startApp(t *testing.T, k *itest.Kafka, name, appID string, topo *topology.Topology, opts ...riffle.Option) (*itest.Running, *itest.LogRecorder) {
+	t.Helper()
+	log := itest.NewLogRecorder(slog.LevelInfo)
+	log.DumpOnFailure(t, name, slog.LevelInfo)
+	all := append([]riffle.Option{riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
+		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200 * time.Millisecond), riffle.Logger(log.Logger())}, opts...)
+	app, err := riffle.New(topo, all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return itest.Run(t, name, app), log
 }

@@ -41,33 +41,6 @@ func TestAppStreamTableJoinAfterRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := func(name string, restores *itest.RestoreRecorder) *itest.Running {
-		log := itest.NewLogRecorder(slog.LevelInfo)
-		log.DumpOnFailure(t, name, slog.LevelInfo)
-		app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-			riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()),
-			riffle.OnRestore(restores))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return itest.Run(t, name, app)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produce := func(topic string, kvs ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
-		defer cancel()
-		for _, kv := range kvs {
-			key, value, _ := strings.Cut(kv, "=")
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	tail := k.NewTail(t, out)
 	waitFor := func(want map[string]string) {
 		t.Helper()
@@ -85,34 +58,23 @@ func TestAppStreamTableJoinAfterRestore(t *testing.T) {
 			return ok, "latest: " + strings.Join(got, ", ")
 		})
 	}
-	caughtUp := func() {
-		t.Helper()
-		itest.Eventually(t, itest.Timeout(), "the App to commit its inputs", func() (bool, string) {
-			ok, why, err := k.CaughtUp(context.Background(), appID, users, clicks)
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok, why
-		})
-	}
-
-	first := start("first", &itest.RestoreRecorder{})
-	produce(users, "ann=Ann", "bob=Bob", "cy=Cy")
-	produce(clicks, "ann=/home")
+	first, _ := startApp(t, k, "first", appID, topo)
+	k.ProduceKV(t, users, "ann=Ann", "bob=Bob", "cy=Cy")
+	k.ProduceKV(t, clicks, "ann=/home")
 	waitFor(map[string]string{"ann": "/home by Ann"})
-	caughtUp()
+	k.WaitCaughtUp(t, appID, users, clicks)
 	if err := first.Stop(itest.Timeout()); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
 
 	restores := &itest.RestoreRecorder{}
-	second := start("second", restores)
-	produce(clicks, "bob=/cart", "cy=/pay")
-	produce(users, "ann=Ann B.")
+	second, _ := startApp(t, k, "second", appID, topo, riffle.OnRestore(restores))
+	k.ProduceKV(t, clicks, "bob=/cart", "cy=/pay")
+	k.ProduceKV(t, users, "ann=Ann B.")
 	// The update and the next click are in two topics: which comes first
 	// to the task depends on the fetches. Wait until the update is in.
-	caughtUp()
-	produce(clicks, "ann=/bye")
+	k.WaitCaughtUp(t, appID, users, clicks)
+	k.ProduceKV(t, clicks, "ann=/bye")
 	waitFor(map[string]string{"ann": "/bye by Ann B.", "bob": "/cart by Bob", "cy": "/pay by Cy"})
 	if n := restores.Total(); n < 3 {
 		t.Errorf("restored %d records of the profiles' changelog, want at least 3: %+v", n, restores.Ends())
@@ -148,33 +110,10 @@ func TestAppGlobalTableJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produce := func(topic string, kvs ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
-		defer cancel()
-		for _, kv := range kvs {
-			key, value, _ := strings.Cut(kv, "=")
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	produce(regions, "eu=Europe", "us=Americas", "ap=Asia")
+	k.ProduceKV(t, regions, "eu=Europe", "us=Americas", "ap=Asia")
 
-	log := itest.NewLogRecorder(slog.LevelInfo)
-	log.DumpOnFailure(t, "app", slog.LevelInfo)
-	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := itest.Run(t, "app", app)
-	produce(orders, "1=eu,10", "2=us,20", "3=xx,30")
+	running, _ := startApp(t, k, "app", appID, topo)
+	k.ProduceKV(t, orders, "1=eu,10", "2=us,20", "3=xx,30")
 	tail := k.NewTail(t, out)
 	tail.Until(t, itest.Timeout(), "the first orders joined", func(latest map[string][]byte) (bool, string) {
 		got := fmt.Sprintf("%s %s %s", latest["1"], latest["2"], latest["3"])
@@ -183,12 +122,12 @@ func TestAppGlobalTableJoin(t *testing.T) {
 
 	// A region added while the App runs reaches the join once the global
 	// reader has it: order again until an order finds it.
-	produce(regions, "xx=Nowhere")
+	k.ProduceKV(t, regions, "xx=Nowhere")
 	n := 100
 	itest.Eventually(t, itest.Timeout(), "an order to find the new region", func() (bool, string) {
 		n++
 		key := fmt.Sprint(n)
-		produce(orders, key+"=xx,1")
+		k.ProduceKV(t, orders, key+"=xx,1")
 		var v string
 		tail.Until(t, itest.Timeout(), "order "+key, func(latest map[string][]byte) (bool, string) {
 			v = string(latest[key])
@@ -237,20 +176,8 @@ func TestAppJoinsInTimestampOrder(t *testing.T) {
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond),
-		riffle.Logger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := itest.Run(t, "app", app)
-	itest.Eventually(t, itest.Timeout(), "the App to commit its inputs", func() (bool, string) {
-		ok, why, err := k.CaughtUp(context.Background(), appID, users, clicks)
-		if err != nil {
-			return false, err.Error()
-		}
-		return ok, why
-	})
+	running, _ := startApp(t, k, "app", appID, topo)
+	k.WaitCaughtUp(t, appID, users, clicks)
 	joined, err := k.ReadAll(ctx, out)
 	if err != nil {
 		t.Fatal(err)
@@ -284,32 +211,9 @@ func TestAppForeignKeyJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produce := func(topic string, kvs ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
-		defer cancel()
-		for _, kv := range kvs {
-			key, value, _ := strings.Cut(kv, ":")
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	log := itest.NewLogRecorder(slog.LevelInfo)
-	log.DumpOnFailure(t, "app", slog.LevelInfo)
-	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := itest.Run(t, "app", app)
-	produce(products, "apple:Apple 1kg", "pear:Pear 1kg")
-	produce(orders, "o1:apple,2", "o2:pear,1", "o3:apple,5")
+	running, _ := startApp(t, k, "app", appID, topo)
+	k.ProduceKV(t, products, "apple=Apple 1kg", "pear=Pear 1kg")
+	k.ProduceKV(t, orders, "o1=apple,2", "o2=pear,1", "o3=apple,5")
 	tail := k.NewTail(t, out)
 	check := func(want string) {
 		t.Helper()
@@ -319,8 +223,8 @@ func TestAppForeignKeyJoin(t *testing.T) {
 		})
 	}
 	check("o1=apple,2=Apple 1kg o2=pear,1=Pear 1kg o3=apple,5=Apple 1kg")
-	produce(products, "apple:Apple 2kg")
-	produce(orders, "o2:apple,1")
+	k.ProduceKV(t, products, "apple=Apple 2kg")
+	k.ProduceKV(t, orders, "o2=apple,1")
 	check("o1=apple,2=Apple 2kg o2=apple,1=Apple 2kg o3=apple,5=Apple 2kg")
 	details, err := k.Adm.ListTopics(context.Background())
 	if err != nil {
@@ -392,32 +296,9 @@ func TestAppForeignKeyJoinOnAggregation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produce := func(topic string, kvs ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
-		defer cancel()
-		for _, kv := range kvs {
-			key, value, _ := strings.Cut(kv, ":")
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	log := itest.NewLogRecorder(slog.LevelInfo)
-	log.DumpOnFailure(t, "app", slog.LevelInfo)
-	app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-		riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := itest.Run(t, "app", app)
-	produce(sales, "s1:apple", "s2:apple", "s3:pear")
-	produce(orders, "o1:apple", "o2:pear")
+	running, _ := startApp(t, k, "app", appID, topo)
+	k.ProduceKV(t, sales, "s1=apple", "s2=apple", "s3=pear")
+	k.ProduceKV(t, orders, "o1=apple", "o2=pear")
 	tail := k.NewTail(t, out)
 	tail.Until(t, itest.Timeout(), "the joined popularity", func(latest map[string][]byte) (bool, string) {
 		got := fmt.Sprintf("o1=%s o2=%s", latest["o1"], latest["o2"])

@@ -3,7 +3,6 @@ package riffle_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/riffle-streams/riffle"
 	"github.com/riffle-streams/riffle/internal/itest"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/stream"
@@ -42,16 +40,6 @@ func TestAppSessionWindows(t *testing.T) {
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
-	}
-	start := func(name string) *itest.Running {
-		log := itest.NewLogRecorder(slog.LevelInfo)
-		log.DumpOnFailure(t, name, slog.LevelInfo)
-		app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-			riffle.StateDir(t.TempDir()), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return itest.Run(t, name, app)
 	}
 	// Event times an hour back, so a real broker's retention keeps them.
 	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
@@ -105,7 +93,7 @@ func TestAppSessionWindows(t *testing.T) {
 		})
 	}
 
-	first := start("first")
+	first, _ := startApp(t, k, "first", appID, topo)
 	produce("ann@0", "ann@5", "bob@0", "ann@30", "bob@40", "ann@14")
 	// ann: 0, 5 and 14 are one session; 30 is 16s after 14: its own.
 	waitFor("ann[0,14]=3 ann[30,30]=1 bob[0,0]=1 bob[40,40]=1")
@@ -114,7 +102,7 @@ func TestAppSessionWindows(t *testing.T) {
 	}
 
 	// A fresh state directory: the sessions come back from the changelog.
-	second := start("second")
+	second, _ := startApp(t, k, "second", appID, topo)
 	produce("ann@22", "bob@20")
 	// ann@22 bridges [0,14] and [30,30]; bob@20 joins neither (gap 10s).
 	waitFor("ann[0,30]=5 bob[0,0]=1 bob[20,20]=1 bob[40,40]=1")

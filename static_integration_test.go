@@ -1,9 +1,7 @@
 package riffle_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"testing"
@@ -17,25 +15,6 @@ import (
 	"github.com/riffle-streams/riffle/stream"
 	"github.com/riffle-streams/riffle/topology"
 )
-
-// openTasks returns the tasks a recorded App has open, from its log.
-func openTasks(log *itest.LogRecorder) []string {
-	open := map[string]bool{}
-	for _, r := range log.Records("") {
-		switch r.Msg {
-		case "task started":
-			open[r.Attrs["task"]] = true
-		case "task closed":
-			delete(open, r.Attrs["task"])
-		}
-	}
-	out := make([]string, 0, len(open))
-	for k := range open {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // TestStaticMembershipRestart: two instances with instance ids; the
 // follower restarts (gracefully, on the same state) within the session
@@ -59,32 +38,15 @@ func TestStaticMembershipRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func(name, id, dir string) (*itest.Running, *itest.LogRecorder) {
-		log := itest.NewLogRecorder(slog.LevelInfo)
-		log.DumpOnFailure(t, name, slog.LevelInfo)
-		app, err := riffle.New(topo, riffle.ApplicationID(appID), riffle.BootstrapServers(k.Brokers...),
-			riffle.StateDir(dir), riffle.CommitInterval(200*time.Millisecond), riffle.Logger(log.Logger()),
-			riffle.InstanceID(id),
+		return startApp(t, k, name, appID, topo, riffle.StateDir(dir), riffle.InstanceID(id),
 			riffle.KafkaOptions(kgo.SessionTimeout(30*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return itest.Run(t, name, app), log
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	sent := map[string]int64{}
 	produce := func(keys ...string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), itest.Timeout())
-		defer cancel()
 		for _, key := range keys {
 			sent[key]++
-			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(key), Value: []byte("x")}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
+			k.ProduceKV(t, in, key+"=x")
 		}
 	}
 	tail := k.NewTail(t, out)
@@ -107,7 +69,7 @@ func TestStaticMembershipRestart(t *testing.T) {
 	a, logA := start("a", "instance-a", dirA)
 	bInst, logB := start("b", "instance-b", dirB)
 	itest.Eventually(t, itest.Timeout(), "both instances running with tasks", func() (bool, string) {
-		ta, tb := openTasks(logA), openTasks(logB)
+		ta, tb := logA.OpenTasks(), logB.OpenTasks()
 		return a.App.State() == riffle.Running && bInst.App.State() == riffle.Running && len(ta) > 0 && len(tb) > 0 && len(ta)+len(tb) == 4,
 			fmt.Sprintf("a %s %v, b %s %v", a.App.State(), ta, bInst.App.State(), tb)
 	})
@@ -115,14 +77,14 @@ func TestStaticMembershipRestart(t *testing.T) {
 	exact("the first counts")
 	// b, the follower, restarts: a (the group's leader, which joined first)
 	// must see no rebalance at all.
-	tasksB, before := openTasks(logB), len(logA.Records(""))
+	tasksB, before := logB.OpenTasks(), len(logA.Records(""))
 	if err := bInst.Stop(itest.Timeout()); err != nil {
 		t.Fatalf("graceful stop of b: %v", err)
 	}
 	produce(keys...) // a counts its keys meanwhile; b's wait for it
 	b2, logB2 := start("b again", "instance-b", dirB)
 	itest.Eventually(t, itest.Timeout(), "b to be back with its tasks", func() (bool, string) {
-		got := openTasks(logB2)
+		got := logB2.OpenTasks()
 		return b2.App.State() == riffle.Running && fmt.Sprint(got) == fmt.Sprint(tasksB), fmt.Sprintf("b %s %v, want %v", b2.App.State(), got, tasksB)
 	})
 	produce(keys...)

@@ -323,23 +323,7 @@ func (in *efInstance) stop(t *testing.T) {
 }
 
 // tasks returns the tasks the instance has open, from its log, sorted.
-func (in *efInstance) tasks() []string {
-	open := map[string]bool{}
-	for _, r := range in.log.Records("") {
-		switch r.Msg {
-		case "task started":
-			open[r.Attrs["task"]] = true
-		case "task closed":
-			delete(open, r.Attrs["task"])
-		}
-	}
-	out := make([]string, 0, len(open))
-	for k := range open {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func (in *efInstance) tasks() []string { return in.log.OpenTasks() }
 
 // restoredEmitted returns the records restored into the emitted-up-to store.
 func (in *efInstance) restoredEmitted() int64 {

@@ -123,6 +123,26 @@ func (h *LogRecorder) Records(msg string) []LogRecord {
 	return out
 }
 
+// OpenTasks returns the tasks the App logging here has open, sorted: those
+// started ("task started") and not closed since ("task closed").
+func (h *LogRecorder) OpenTasks() []string {
+	open := map[string]bool{}
+	for _, r := range h.Records("") {
+		switch r.Msg {
+		case "task started":
+			open[r.Attrs["task"]] = true
+		case "task closed":
+			delete(open, r.Attrs["task"])
+		}
+	}
+	out := make([]string, 0, len(open))
+	for k := range open {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // DumpOnFailure logs the kept records at level min and above, under name,
 // if the test has failed by the time it ends, or always if the environment
 // variable RIFFLE_ITEST_LOGS is "1".

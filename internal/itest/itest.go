@@ -157,6 +157,23 @@ func (k *Kafka) reset(ctx context.Context, spec Spec) error {
 	})
 }
 
+// ProduceKV writes keyed records to topic, each given as "key=value" (cut
+// at the first '='), partitioned by key as Kafka clients do, and waits
+// until they are acknowledged; it fails the test if one is not.
+func (k *Kafka) ProduceKV(t testing.TB, topic string, kvs ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	recs := make([]*kgo.Record, len(kvs))
+	for i, kv := range kvs {
+		key, value, _ := strings.Cut(kv, "=")
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}
+	}
+	if err := k.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("itest: produce to %s: %v", topic, err)
+	}
+}
+
 // CreateTopics creates topics with partitions each, beside the spec's, and
 // waits until every partition has a leader.
 func (k *Kafka) CreateTopics(t testing.TB, partitions int32, topics ...string) error {
@@ -386,6 +403,19 @@ func (k *Kafka) CaughtUp(ctx context.Context, group string, topics ...string) (b
 	}
 	sort.Strings(lag)
 	return len(lag) == 0, strings.Join(lag, ", "), nil
+}
+
+// WaitCaughtUp waits until CaughtUp holds for group and topics, failing
+// the test after Timeout.
+func (k *Kafka) WaitCaughtUp(t testing.TB, group string, topics ...string) {
+	t.Helper()
+	Eventually(t, Timeout(), group+" to commit the end of "+strings.Join(topics, ", "), func() (bool, string) {
+		ok, why, err := k.CaughtUp(context.Background(), group, topics...)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok, why
+	})
 }
 
 // ReadAll reads every record of topic from the start up to its end offsets
