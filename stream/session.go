@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/riffle-streams/riffle/internal/dsl"
 	"github.com/riffle-streams/riffle/internal/null"
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -145,19 +144,11 @@ func SessionAggregate[K, V, VA any](sb *SessionWindowedBy[K, V], init func() VA,
 // init).
 func sessionAggregate[K, V, VA any](sb *SessionWindowedBy[K, V], name string, o options, init func() VA, step func(K, V, VA, bool) VA, merge func(K, VA, VA, bool) VA) table.Table[Windowed[K], VA] {
 	b := sb.g.s.b
-	if sb.err != nil {
-		b.AddError(fmt.Errorf("stream: session aggregation %q: %w", name, sb.err))
-	}
-	vs := dsl.SerdeFor[VA](b, "stream", o.valueSerde, nil, fmt.Sprintf("aggregate %q", name), "value")
-	in := sb.g.stream(name)
-	ks := sb.g.keys
-	if ks == nil || vs == nil || sb.err != nil {
+	in, vs, store, ok := windowedInput[K, V, VA](sb.g, "session", name, o, sb.err)
+	if !ok {
 		return table.FromNode[Windowed[K], VA](b, name, nil, vs, "")
 	}
-	store := o.store
-	if store == "" {
-		store = name
-	}
+	ks := sb.g.keys
 	// A session is kept until it can no longer grow: gap and grace after
 	// its end.
 	spec := state.Session(store, sb.w.Gap+sb.w.Grace+time.Millisecond, o.storeOpts...)

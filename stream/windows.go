@@ -187,24 +187,34 @@ func WindowedAggregate[K, V, VA any](wb *WindowedBy[K, V], init func() VA, fn fu
 }
 
 func windowedAggregate[K, V, VA any](wb *WindowedBy[K, V], name string, o options, init func() VA, fn func(K, V, VA) VA) table.Table[Windowed[K], VA] {
-	return windowedAggregateWith(wb, name, o, func() VA { return init() }, func(k K, v V, agg VA, _ bool) VA { return fn(k, v, agg) })
+	return windowedAggregateWith(wb, name, o, init, func(k K, v V, agg VA, _ bool) VA { return fn(k, v, agg) })
+}
+
+// windowedInput checks what a windowed or session aggregation (kind) named
+// name of g needs, recording what is wrong (werr: its windows' fault):
+// its value serde, its input, repartitioned if the key was changed, and
+// its store's name. ok is false if it cannot be built.
+func windowedInput[K, V, VA any](g *Grouped[K, V], kind, name string, o options, werr error) (in Stream[K, V], vs serde.Serde[VA], store string, ok bool) {
+	b := g.s.b
+	if werr != nil {
+		b.AddError(fmt.Errorf("stream: %s aggregation %q: %w", kind, name, werr))
+	}
+	vs = dsl.SerdeFor[VA](b, "stream", o.valueSerde, nil, fmt.Sprintf("aggregate %q", name), "value")
+	in = g.stream(name)
+	store = o.store
+	if store == "" {
+		store = name
+	}
+	return in, vs, store, g.keys != nil && vs != nil && werr == nil
 }
 
 func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o options, init func() VA, step func(K, V, VA, bool) VA) table.Table[Windowed[K], VA] {
 	b := wb.g.s.b
-	if wb.err != nil {
-		b.AddError(fmt.Errorf("stream: windowed aggregation %q: %w", name, wb.err))
-	}
-	vs := dsl.SerdeFor[VA](b, "stream", o.valueSerde, nil, fmt.Sprintf("aggregate %q", name), "value")
-	in := wb.g.stream(name)
-	ks := wb.g.keys
-	if ks == nil || vs == nil || wb.err != nil {
+	in, vs, store, ok := windowedInput[K, V, VA](wb.g, "windowed", name, o, wb.err)
+	if !ok {
 		return table.FromNode[Windowed[K], VA](b, name, nil, vs, "")
 	}
-	store := o.store
-	if store == "" {
-		store = name
-	}
+	ks := wb.g.keys
 	spec := state.Window(store, wb.w.retention(), o.storeOpts...)
 	plan := planWindowed[K, V](b, name, spec.Name, o)
 	switch w := wb.w.(type) {
