@@ -95,6 +95,7 @@ type slidingAggregate[K, V, VA any] struct {
 	final  *finals
 
 	seen []slidingWindow // the windows read for a record, reused
+	vbuf []byte          // a window's stored bytes, reused: Put copies
 }
 
 // slidingWindow is a window read from the store.
@@ -295,10 +296,8 @@ func (p *slidingAggregate[K, V, VA]) putRaw(r topology.Record[K, V], kb []byte, 
 }
 
 func (p *slidingAggregate[K, V, VA]) save(kb []byte, start, maxTS int64, agg []byte) error {
-	v := make([]byte, 8+len(agg))
-	binary.BigEndian.PutUint64(v, uint64(maxTS))
-	copy(v[8:], agg)
-	return p.ws.Put(kb, start, v)
+	p.vbuf = append(binary.BigEndian.AppendUint64(p.vbuf[:0], uint64(maxTS)), agg...)
+	return p.ws.Put(kb, start, p.vbuf)
 }
 
 func (p *slidingAggregate[K, V, VA]) forward(r topology.Record[K, V], start int64, c table.Change[VA]) error {
