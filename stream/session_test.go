@@ -208,15 +208,8 @@ func TestSessionWindowsModel(t *testing.T) {
 				i = j
 			}
 		}
-		if !mapsEqual(r.table, want) {
-			var diff []string
-			for k := range union(r.table, want) {
-				if r.table[k] != want[k] {
-					diff = append(diff, fmt.Sprintf("%s: got %q want %q", k, r.table[k], want[k]))
-				}
-			}
-			slices.Sort(diff)
-			t.Fatalf("round %d, records %v:\n%s", round, recs, strings.Join(diff, "\n"))
+		if diff := tableDiff(r.table, want); diff != "" {
+			t.Fatalf("round %d, records %v:\n%s", round, recs, diff)
 		}
 	}
 }

@@ -158,41 +158,28 @@ func TestSlidingWindowsModel(t *testing.T) {
 			k, v, _ := strings.Cut(l, "=")
 			got[k] = v
 		}
-		want := slidingModel(recs, d)
-		if !mapsEqual(got, want) {
-			var diff []string
-			for k := range union(got, want) {
-				if got[k] != want[k] {
-					diff = append(diff, fmt.Sprintf("%s: got %q want %q", k, got[k], want[k]))
-				}
-			}
-			slices.Sort(diff)
-			t.Fatalf("round %d, records (key, value, ms) %v:\n%s", round, recs, strings.Join(diff, "\n"))
+		if diff := tableDiff(got, slidingModel(recs, d)); diff != "" {
+			t.Fatalf("round %d, records (key, value, ms) %v:\n%s", round, recs, diff)
 		}
 	}
 }
 
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
+// tableDiff returns, a line each in key order, the keys whose values in
+// got and want differ (or are in one only); "" if none do.
+func tableDiff(got, want map[string]string) string {
+	var diff []string
+	for k := range want {
+		if g, ok := got[k]; !ok || g != want[k] {
+			diff = append(diff, fmt.Sprintf("%s: got %q want %q", k, g, want[k]))
 		}
 	}
-	return true
-}
-
-func union(a, b map[string]string) map[string]bool {
-	u := map[string]bool{}
-	for k := range a {
-		u[k] = true
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			diff = append(diff, fmt.Sprintf("%s: got %q want nothing", k, g))
+		}
 	}
-	for k := range b {
-		u[k] = true
-	}
-	return u
+	slices.Sort(diff)
+	return strings.Join(diff, "\n")
 }
 
 // TestSlidingWindowsLate: a record whose every window has closed (stream
