@@ -7,14 +7,26 @@
 // balancer is sticky (a task stays with its owner while the group stays
 // balanced) and cooperative (a task that moves is first revoked from its old
 // owner, which keeps processing the rest, and given to its new owner in a
-// follow-up rebalance). Members carry their own metadata in the join
-// request: the runtime puts what later issues need (host:port for queries,
-// task offsets for warm-up) there.
+// follow-up rebalance).
+//
+// Members carry their own metadata in the join request (MemberData): the
+// host:port they answer queries on, and how far their local copies of each
+// task's stores are into the changelogs. With those the leader also places
+// standby copies of stateful tasks (never beside the active copy, on the
+// members that hold the most state already) and keeps a stateful task with
+// a member that has caught-up state when the balanced owner has none,
+// giving that owner a warm-up copy instead: once it has caught up it
+// rejoins, and the next rebalance moves the task with only a short tail to
+// restore (Kafka Streams' KIP-441). Each member's assignment carries its
+// standby and warm-up tasks and, for queries, which host runs and keeps
+// which task (Assignment).
 package assign
 
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,13 +57,76 @@ type MemberData struct {
 	TaskOffsets map[string]int64 `json:"offsets,omitempty"`
 }
 
+// Assignment is what a member is told besides its partitions.
+type Assignment struct {
+	// Version of the encoding.
+	Version int `json:"v"`
+	// Standby are the tasks the member keeps standby copies of, warm-ups
+	// included.
+	Standby []Task `json:"standby,omitempty"`
+	// Warmup are the tasks of Standby the member is to catch up on so that
+	// it can take them over.
+	Warmup []Task `json:"warmup,omitempty"`
+	// Hosts says, for each member that serves queries, which tasks it runs
+	// and which it keeps standby copies of.
+	Hosts map[string]HostTasks `json:"hosts,omitempty"`
+}
+
+// HostTasks are the tasks of one host.
+type HostTasks struct {
+	Active  []Task `json:"active,omitempty"`
+	Standby []Task `json:"standby,omitempty"`
+}
+
+// MarshalText writes a task as "1_3".
+func (t Task) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads a task written as "1_3".
+func (t *Task) UnmarshalText(b []byte) error {
+	var s int
+	var p int32
+	if _, err := fmt.Sscanf(string(b), "%d_%d", &s, &p); err != nil || s < 0 || p < 0 {
+		return fmt.Errorf("assign: task %q is not <sub-topology>_<partition>", b)
+	}
+	t.Subtopology, t.Partition = s, p
+	return nil
+}
+
 // Balancer is a kgo.GroupBalancer that assigns tasks.
 type Balancer struct {
 	// SubtopologyOf returns the sub-topology that reads topic, or -1.
 	SubtopologyOf func(topic string) int
+	// Stateful reports whether a sub-topology's tasks have logged stores,
+	// which standbys and warm-ups are for. Nil means none has.
+	Stateful func(subtopology int) bool
+	// ChangelogEnds returns, for stateful tasks, the sum of the end offsets
+	// of their changelog partitions, to compare with members'
+	// TaskOffsets. It is called on the leader while it balances. A task
+	// missing from the answer, or an error, counts as unknown: then only
+	// its previous owner counts as caught up.
+	ChangelogEnds func(tasks []Task) (map[Task]int64, error)
+	// Config sets standbys and warm-ups.
+	Config Config
 	// Data returns this member's metadata when it joins the group. It is
 	// called from the client's goroutine.
 	Data func() MemberData
+	// OnAssignment is given this member's Assignment when the group has
+	// been balanced, before its partitions are assigned.
+	OnAssignment func(Assignment)
+}
+
+// Config sets how the balancer places copies of state.
+type Config struct {
+	// Standbys is how many standby copies each stateful task has, on
+	// members other than its owner (num.standby.replicas).
+	Standbys int
+	// AcceptableLag is how many changelog records a member may be behind
+	// and still count as caught up on a task (acceptable.recovery.lag).
+	AcceptableLag int64
+	// MaxWarmups is how many warm-up copies the group holds at once
+	// (max.warmup.replicas); 0 means no warm-ups: a task moves at once and
+	// its new owner restores it.
+	MaxWarmups int
 }
 
 var _ kgo.GroupBalancer = (*Balancer)(nil)
@@ -90,9 +165,27 @@ func (b *Balancer) JoinGroupMetadata(interests []string, current map[string][]in
 	return meta.AppendTo(nil)
 }
 
-// ParseSyncAssignment implements kgo.GroupBalancer.
+// ParseSyncAssignment implements kgo.GroupBalancer: it hands the
+// member's Assignment to OnAssignment.
 func (b *Balancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+	var kassn kmsg.ConsumerMemberAssignment
+	if err := kassn.ReadFrom(assignment); err != nil {
+		return nil, fmt.Errorf("assign: read the assignment: %w", err)
+	}
+	var assn Assignment
+	if len(kassn.UserData) > 0 {
+		if err := json.Unmarshal(kassn.UserData, &assn); err != nil {
+			return nil, fmt.Errorf("assign: read the assignment's task data: %w", err)
+		}
+	}
+	if b.OnAssignment != nil {
+		b.OnAssignment(assn)
+	}
+	out := make(map[string][]int32, len(kassn.Topics))
+	for _, t := range kassn.Topics {
+		out[t.Topic] = t.Partitions
+	}
+	return out, nil
 }
 
 // MemberBalancer implements kgo.GroupBalancer.
@@ -114,7 +207,7 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kg
 	return plan
 }
 
-func (b *Balancer) plan(cb *kgo.ConsumerBalancer, topics map[string]int32) (*kgo.BalancePlan, error) {
+func (b *Balancer) plan(cb *kgo.ConsumerBalancer, topics map[string]int32) (kgo.IntoSyncAssignment, error) {
 	// The topics of each sub-topology, which must agree on partitions.
 	subTopics := map[int][]string{}
 	for t := range topics {
@@ -146,13 +239,27 @@ func (b *Balancer) plan(cb *kgo.ConsumerBalancer, topics map[string]int32) (*kgo
 		}
 	}
 
-	// Who owned what before.
-	var members []string
+	// Who owned what before, and what each member holds.
+	var members []Member
 	memberIdx := map[string]*kmsg.JoinGroupResponseMember{}
 	prev := map[Task]string{}
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
-		members = append(members, m.MemberID)
 		memberIdx[m.MemberID] = m
+		mem := Member{ID: m.MemberID}
+		var md MemberData
+		if json.Unmarshal(meta.UserData, &md) == nil {
+			mem.Host = md.Host
+			for t, off := range md.TaskOffsets {
+				var task Task
+				if task.UnmarshalText([]byte(t)) == nil {
+					if mem.Offsets == nil {
+						mem.Offsets = map[Task]int64{}
+					}
+					mem.Offsets[task] = off
+				}
+			}
+		}
+		members = append(members, mem)
 		for _, owned := range meta.OwnedPartitions {
 			s := b.SubtopologyOf(owned.Topic)
 			if s < 0 {
@@ -163,16 +270,294 @@ func (b *Balancer) plan(cb *kgo.ConsumerBalancer, topics map[string]int32) (*kgo
 			}
 		}
 	})
-	owners := Assign(tasks, members, prev)
+	stateful := func(t Task) bool { return b.Stateful != nil && b.Stateful(t.Subtopology) }
+	var ends map[Task]int64
+	if b.ChangelogEnds != nil {
+		var st []Task
+		for _, t := range tasks {
+			if stateful(t) {
+				st = append(st, t)
+			}
+		}
+		if len(st) > 0 {
+			ends, _ = b.ChangelogEnds(st) // unknown ends: previous owners count as caught up
+		}
+	}
+	p := Place(tasks, stateful, members, prev, ends, b.Config)
+
 	plan := cb.NewPlan()
 	for _, task := range tasks {
-		m := memberIdx[owners[task]]
+		m := memberIdx[p.Active[task]]
 		for _, t := range subTopics[task.Subtopology] {
 			plan.AddPartition(m, t, task.Partition)
 		}
 	}
 	plan.AdjustCooperative(cb)
-	return plan, nil
+
+	// What each member runs once the moves are done with: a task held back
+	// from its new owner until its old owner has let go of it is warmed
+	// there meanwhile, so it does not start from nothing.
+	runs := map[string]map[Task]bool{}
+	for member, ts := range plan.AsMemberIDMap() {
+		runs[member] = map[Task]bool{}
+		for topic, parts := range ts {
+			if s := b.SubtopologyOf(topic); s >= 0 {
+				for _, part := range parts {
+					runs[member][Task{s, part}] = true
+				}
+			}
+		}
+	}
+	for _, task := range tasks {
+		owner := p.Active[task]
+		if !runs[owner][task] && stateful(task) && !slices.Contains(p.Standby[owner], task) {
+			p.Standby[owner] = append(p.Standby[owner], task)
+		}
+	}
+	hosts := map[string]HostTasks{}
+	for _, m := range members {
+		if m.Host == "" {
+			continue
+		}
+		ht := hosts[m.Host]
+		for _, task := range tasks {
+			if runs[m.ID][task] {
+				ht.Active = append(ht.Active, task)
+			}
+		}
+		for _, task := range p.Standby[m.ID] {
+			if !runs[m.ID][task] {
+				ht.Standby = append(ht.Standby, task)
+			}
+		}
+		sortTasks(ht.Standby)
+		hosts[m.Host] = ht
+	}
+	out := make(syncAssignment, 0, len(members))
+	for _, m := range members {
+		assn := Assignment{Version: 1, Hosts: hosts, Warmup: p.Warmup[m.ID]}
+		for _, task := range p.Standby[m.ID] {
+			if !runs[m.ID][task] {
+				assn.Standby = append(assn.Standby, task)
+			}
+		}
+		sortTasks(assn.Standby)
+		sortTasks(assn.Warmup)
+		var kassn kmsg.ConsumerMemberAssignment
+		kassn.Version = 3
+		var names []string
+		for topic := range plan.AsMemberIDMap()[m.ID] {
+			names = append(names, topic)
+		}
+		sort.Strings(names)
+		for _, topic := range names {
+			at := kmsg.NewConsumerMemberAssignmentTopic()
+			at.Topic = topic
+			at.Partitions = slices.Sorted(slices.Values(plan.AsMemberIDMap()[m.ID][topic]))
+			kassn.Topics = append(kassn.Topics, at)
+		}
+		kassn.UserData, _ = json.Marshal(assn) // tasks, strings and slices always marshal
+		sa := kmsg.NewSyncGroupRequestGroupAssignment()
+		sa.MemberID = m.ID
+		sa.MemberAssignment = kassn.AppendTo(nil)
+		out = append(out, sa)
+	}
+	return out, nil
+}
+
+type syncAssignment []kmsg.SyncGroupRequestGroupAssignment
+
+func (s syncAssignment) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment { return s }
+
+func sortTasks(ts []Task) {
+	slices.SortFunc(ts, func(a, b Task) int {
+		if a.Subtopology != b.Subtopology {
+			return a.Subtopology - b.Subtopology
+		}
+		return int(a.Partition - b.Partition)
+	})
+}
+
+// Member is what the balancer knows of a member.
+type Member struct {
+	ID   string
+	Host string
+	// Offsets are the member's TaskOffsets.
+	Offsets map[Task]int64
+}
+
+// Placement is where tasks and their copies go.
+type Placement struct {
+	// Active is each task's owner.
+	Active map[Task]string
+	// Standby are, by member, the tasks it keeps copies of, warm-ups
+	// included.
+	Standby map[string][]Task
+	// Warmup are, by member, the tasks it warms up to take over.
+	Warmup map[string][]Task
+}
+
+// Place decides who runs each task and who keeps copies of stateful
+// tasks' state. Tasks are first spread evenly and stickily (Assign), the
+// stateful ones and the stateless ones each on their own. A
+// stateful task whose owner would change to a member that is not caught up
+// on it (more than cfg.AcceptableLag records behind its changelogs' ends,
+// ends) stays with a member that is, its previous owner first, while the
+// balanced owner warms up a copy; at most cfg.MaxWarmups at once, and a
+// task with no caught-up member goes where the balance puts it. Stateless
+// tasks then move to even out the counts as far as they can. Then each
+// stateful task gets cfg.Standbys standby copies on other members, those
+// with the most of its state first, then those with the fewest copies.
+// members are in a stable order.
+func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Task]string, ends map[Task]int64, cfg Config) Placement {
+	ids := make([]string, len(members))
+	byID := make(map[string]*Member, len(members))
+	for i := range members {
+		ids[i] = members[i].ID
+		byID[members[i].ID] = &members[i]
+	}
+	p := Placement{Active: map[Task]string{}, Standby: map[string][]Task{}, Warmup: map[string][]Task{}}
+	if len(members) == 0 {
+		return p
+	}
+	// Stateful and stateless tasks are spread each on their own, so that
+	// state spreads evenly; the stateless ones go first to the members
+	// with the fewest stateful ones.
+	var withState, without []Task
+	for _, t := range tasks {
+		if stateful(t) {
+			withState = append(withState, t)
+		} else {
+			without = append(without, t)
+		}
+	}
+	maps.Copy(p.Active, Assign(withState, ids, prev))
+	n := map[string]int{}
+	for _, m := range p.Active {
+		n[m]++
+	}
+	byLoad := slices.Clone(ids)
+	slices.SortStableFunc(byLoad, func(a, b string) int { return n[a] - n[b] })
+	maps.Copy(p.Active, Assign(without, byLoad, prev))
+	caughtUp := func(m string, t Task) bool {
+		if prev[t] == m {
+			return true
+		}
+		end, ok := ends[t]
+		if !ok {
+			return false
+		}
+		off, has := byID[m].Offsets[t]
+		return end == 0 || has && off >= end-cfg.AcceptableLag
+	}
+	warmups, held := 0, false
+	for _, t := range tasks {
+		target := p.Active[t]
+		if !stateful(t) || caughtUp(target, t) {
+			continue
+		}
+		keeper := ""
+		if m, ok := byID[prev[t]]; ok {
+			keeper = m.ID
+		} else {
+			for _, m := range members {
+				if caughtUp(m.ID, t) && (keeper == "" || m.Offsets[t] > byID[keeper].Offsets[t]) {
+					keeper = m.ID
+				}
+			}
+		}
+		if keeper == "" || cfg.MaxWarmups <= 0 {
+			continue // nobody has it: the balanced owner restores it
+		}
+		p.Active[t] = keeper
+		held = true
+		if warmups < cfg.MaxWarmups {
+			warmups++
+			p.Warmup[target] = append(p.Warmup[target], t)
+			p.Standby[target] = append(p.Standby[target], t)
+		}
+	}
+	if held {
+		evenOut(p.Active, tasks, stateful, ids)
+	}
+	if cfg.Standbys <= 0 {
+		return p
+	}
+	copies := map[string]int{}
+	for m, ts := range p.Standby {
+		copies[m] = len(ts)
+	}
+	for _, t := range tasks {
+		if !stateful(t) {
+			continue
+		}
+		have := 0
+		for _, m := range members {
+			if slices.Contains(p.Standby[m.ID], t) {
+				have++
+			}
+		}
+		for have < cfg.Standbys {
+			best := ""
+			for _, m := range members {
+				if m.ID == p.Active[t] || slices.Contains(p.Standby[m.ID], t) {
+					continue
+				}
+				if best == "" {
+					best = m.ID
+					continue
+				}
+				mo, bo := m.Offsets[t], byID[best].Offsets[t]
+				if mo > bo || mo == bo && copies[m.ID] < copies[best] {
+					best = m.ID
+				}
+			}
+			if best == "" {
+				break // fewer other members than standbys
+			}
+			p.Standby[best] = append(p.Standby[best], t)
+			copies[best]++
+			have++
+		}
+	}
+	return p
+}
+
+// evenOut moves stateless tasks from the most loaded members to the least
+// loaded, to make up for stateful tasks held back from the members that
+// warm them up.
+func evenOut(active map[Task]string, tasks []Task, stateful func(Task) bool, ids []string) {
+	count := map[string]int{}
+	for _, m := range active {
+		count[m]++
+	}
+	for {
+		lo, hi := ids[0], ids[0]
+		for _, m := range ids {
+			if count[m] < count[lo] {
+				lo = m
+			}
+			if count[m] > count[hi] {
+				hi = m
+			}
+		}
+		if count[hi]-count[lo] <= 1 {
+			return
+		}
+		moved := false
+		for _, t := range tasks {
+			if active[t] == hi && !stateful(t) {
+				active[t] = lo
+				count[hi]--
+				count[lo]++
+				moved = true
+				break
+			}
+		}
+		if !moved {
+			return
+		}
+	}
 }
 
 // Assign gives each task to a member: as evenly as can be (counts differ by
