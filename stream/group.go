@@ -133,6 +133,7 @@ func aggregate[K, V, VA any](g *Grouped[K, V], name string, o options, start, st
 		return &streamAggregate[K, V, VA]{store: spec.Name, keys: ks, values: vs, start: start, step: step}
 	}, in.node)
 	b.AddStore(spec, name)
+	topology.Queryable(b, spec.Name, ks, vs)
 	return table.FromNode(b, name, ks, vs, spec.Name)
 }
 
@@ -252,6 +253,7 @@ func (c *Cogrouped[K, VA]) Aggregate(init func() VA, opts ...Option) table.Table
 		nodes[i] = add(name, i, spec, vs, init)
 	}
 	c.b.AddStore(spec, nodes...)
+	topology.Queryable(c.b, spec.Name, c.keys, vs)
 	topology.AddProcessor(c.b, name, func() topology.Processor[K, table.Change[VA], K, table.Change[VA]] {
 		return &passProc[K, table.Change[VA]]{}
 	}, nodes...)

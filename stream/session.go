@@ -158,6 +158,9 @@ func sessionAggregate[K, V, VA any](sb *SessionWindowedBy[K, V], name string, o 
 		return &sessionAggregator[K, V, VA]{store: spec.Name, plan: plan, keys: ks, values: vs, w: w, init: init, step: step, merge: merge}
 	}, in.node)
 	b.AddStore(spec, name)
+	// Read through state.SessionOf, a session's value is the aggregate
+	// alone: the session's start, kept before it, is taken off there.
+	topology.Queryable(b, spec.Name, ks, vs)
 	plan.addStores(b, name, o)
 	return table.FromNode(b, name, SessionWindowedSerde(ks), vs, spec.Name)
 }

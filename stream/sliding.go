@@ -118,13 +118,17 @@ func (p *slidingAggregate[K, V, VA]) Init(ctx topology.Context[Windowed[K], tabl
 
 func (p *slidingAggregate[K, V, VA]) Close() error { return nil }
 
+// slidingPrefix is the length of what a stored sliding window keeps before
+// its aggregate: its latest record's timestamp.
+const slidingPrefix = 8
+
 // splitSliding splits a stored sliding window into its latest record's
 // timestamp and its aggregate.
 func splitSliding(b []byte) (int64, []byte, error) {
-	if len(b) < 8 {
-		return 0, nil, fmt.Errorf("sliding window entry of %d bytes: want at least 8", len(b))
+	if len(b) < slidingPrefix {
+		return 0, nil, fmt.Errorf("sliding window entry of %d bytes: want at least %d", len(b), slidingPrefix)
 	}
-	return int64(binary.BigEndian.Uint64(b)), b[8:], nil
+	return int64(binary.BigEndian.Uint64(b)), b[slidingPrefix:], nil
 }
 
 // decodeAgg decodes the aggregate of a stored sliding window.

@@ -217,6 +217,9 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	ks := wb.g.keys
 	spec := state.Window(store, wb.w.retention(), o.storeOpts...)
 	plan := planWindowed[K, V](b, name, spec.Name, o)
+	// How a query reads the store: a window's stored value is the
+	// aggregate, after the latest record's timestamp for sliding windows.
+	query := []topology.QueryOption{topology.QueryWindowSize(wb.w.length())}
 	switch w := wb.w.(type) {
 	case TimeWindows:
 		topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
@@ -226,10 +229,12 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 		topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
 			return &slidingAggregate[K, V, VA]{store: spec.Name, plan: plan, keys: ks, values: vs, w: w, init: init, step: step}
 		}, in.node)
+		query = append(query, topology.QueryValuePrefix(slidingPrefix))
 	default:
 		b.AddError(fmt.Errorf("stream: windowed aggregation %q: windows of type %T are not supported", name, wb.w))
 	}
 	b.AddStore(spec, name)
+	topology.Queryable(b, spec.Name, ks, vs, query...)
 	plan.addStores(b, name, o)
 	return table.FromNode(b, name, WindowedSerde(ks, wb.w.length()), vs, spec.Name)
 }

@@ -199,6 +199,7 @@ func aggregate[K, V, VA any](g *Grouped[K, V], name string, o options, funcs fun
 		return &tableAggregate[K, V, VA]{store: spec.Name, keys: ks, values: vs, f: funcs()}
 	}, src)
 	g.b.AddStore(spec, name)
+	queryable(g.b, spec.Name, ks, vs)
 	return Table[K, VA]{b: g.b, node: name, keys: ks, values: vs, store: spec.Name}
 }
 

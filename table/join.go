@@ -166,6 +166,7 @@ func addResult[K, VR any](b *topology.Builder, name string, o options, keys serd
 	out := Table[K, VR]{b: b, node: name, keys: keys, values: values}
 	if spec != nil {
 		b.AddStore(*spec, name)
+		queryable(b, spec.Name, keys, values)
 		out.store = spec.Name
 	}
 	return out

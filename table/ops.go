@@ -34,6 +34,7 @@ func From[K, V any](b *topology.Builder, topic string, opts ...Option) Table[K, 
 		return &materialize[K, V]{store: spec.Name, keys: ks, values: vs, fill: true}
 	}, source)
 	b.AddStore(spec, name)
+	queryable(b, spec.Name, ks, vs)
 	return Table[K, V]{b: b, node: name, keys: ks, values: vs, store: spec.Name}
 }
 
@@ -105,9 +106,21 @@ func derive[K, V, V2 any](t Table[K, V], name string, o options, fn func(K, Chan
 	out := Table[K, V2]{b: t.b, node: name, keys: t.keys, values: values2}
 	if spec != nil {
 		t.b.AddStore(*spec, name)
+		queryable(t.b, spec.Name, t.keys, values2)
 		out.store = spec.Name
 	}
 	return out
+}
+
+// queryable lets interactive queries read store, a table's store that holds
+// its values as written by values under keys written by keys. A store with a
+// serde missing is not made queryable: the DSL has reported the serde
+// missing where it found it so (a Table made by FromNode without serdes has
+// none to give).
+func queryable[K, V any](b *topology.Builder, store string, keys serde.Serde[K], values serde.Serde[V]) {
+	if keys != nil && values != nil {
+		topology.Queryable(b, store, keys, values)
+	}
 }
 
 // To writes the table's updates to topic: an update as its new value, a

@@ -115,6 +115,7 @@ type node struct {
 type storeDef struct {
 	spec       state.Spec
 	processors []string
+	codec      StoreCodec // set by Queryable
 }
 
 // Builder collects the nodes and stores of a topology. Errors are collected
