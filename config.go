@@ -32,6 +32,11 @@ type config struct {
 	pollTimeout       time.Duration
 	maxTaskIdle       time.Duration
 	instanceID        string
+	standbys          int
+	acceptableLag     int64
+	maxWarmups        int
+	queryAddr         string
+	advertisedAddr    string
 }
 
 func defaultConfig() config {
@@ -44,6 +49,8 @@ func defaultConfig() config {
 		onProduceError:    Fail(),
 		pollTimeout:       100 * time.Millisecond,
 		maxTaskIdle:       time.Second,
+		acceptableLag:     10_000,
+		maxWarmups:        2,
 	}
 }
 
@@ -88,6 +95,29 @@ func MaxTaskIdle(d time.Duration) Option { return func(c *config) { c.maxTaskIdl
 // time has its tasks moved, as if it had died.
 func InstanceID(id string) Option { return func(c *config) { c.instanceID = id } }
 
+// StandbyReplicas sets how many standby copies of each task with logged
+// stores the application keeps (num.standby.replicas), each on an instance
+// other than the one running the task and kept up to date from the
+// changelogs. When an instance dies, its tasks go where a copy is and only
+// the tail of the changelogs is restored. The default is none.
+func StandbyReplicas(n int) Option { return func(c *config) { c.standbys = n } }
+
+// AcceptableRecoveryLag sets how many changelog records an instance's copy
+// of a task's stores may be behind and still count as caught up
+// (acceptable.recovery.lag): a task is not moved to an instance further
+// behind while another has it caught up; the new instance warms up a copy
+// first. The default is 10,000.
+func AcceptableRecoveryLag(records int64) Option {
+	return func(c *config) { c.acceptableLag = records }
+}
+
+// MaxWarmupReplicas sets how many warm-up copies the application holds at
+// once (max.warmup.replicas): copies an instance catches up on before it
+// takes over tasks, so adding an instance never makes one wait on a full
+// restore. When a copy has caught up, its instance asks for the rebalance
+// that moves the task. Zero moves tasks at once; the default is 2.
+func MaxWarmupReplicas(n int) Option { return func(c *config) { c.maxWarmups = n } }
+
 // ReplicationFactor sets the replication factor of the internal topics
 // Riffle creates (replication.factor). The default, -1, takes the broker's.
 func ReplicationFactor(n int) Option { return func(c *config) { c.replicationFactor = n } }
@@ -127,7 +157,9 @@ func StateListener(fn func(old, new State)) Option { return func(c *config) { c.
 func OnRestore(l RestoreListener) Option { return func(c *config) { c.restoreListener = l } }
 
 // RestoreListener is told how restoring a task's store from its changelog
-// goes. Its methods are called from the App's goroutine.
+// goes. Stores are restored in the background while the App processes its
+// other tasks: the methods are called from the App's goroutines, possibly
+// at the same time, and must not block for long.
 type RestoreListener interface {
 	// RestoreStart is called before a store is restored, with the range of
 	// changelog offsets to read.
@@ -180,6 +212,15 @@ func (c *config) validate() error {
 		if err := validName(c.instanceID); err != nil {
 			errs = append(errs, fmt.Errorf("riffle: instance id: %w", err))
 		}
+	}
+	if c.standbys < 0 {
+		errs = append(errs, fmt.Errorf("riffle: StandbyReplicas(%d) is negative", c.standbys))
+	}
+	if c.acceptableLag < 0 {
+		errs = append(errs, fmt.Errorf("riffle: AcceptableRecoveryLag(%d) is negative", c.acceptableLag))
+	}
+	if c.maxWarmups < 0 {
+		errs = append(errs, fmt.Errorf("riffle: MaxWarmupReplicas(%d) is negative", c.maxWarmups))
 	}
 	if c.maxTaskIdle < 0 {
 		errs = append(errs, fmt.Errorf("riffle: MaxTaskIdle(%v) is negative", c.maxTaskIdle))

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/riffle-streams/riffle/internal/assign"
 	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
 )
@@ -111,6 +113,24 @@ type App struct {
 	sentPromise, loggedPromise func(*kgo.Record, error)
 
 	taskOffsets atomic.Pointer[map[string]int64] // published at each commit for the balancer
+	// offMu guards closedOffsets: the offsets of closed tasks' persistent
+	// stores, by task, for the balancer.
+	offMu         sync.Mutex
+	closedOffsets map[string]int64
+
+	upd *updater // keeps standby copies and restores assigned tasks
+	// assignment is this member's latest assignment; assignChanged is set
+	// when a new one comes, for the loop to open and close standby copies.
+	assignment    atomic.Pointer[assign.Assignment]
+	assignChanged atomic.Bool
+	handover      *replica // the restored stores of the task promote starts; under mu
+
+	// Queries: local is what this instance holds, published under mu.
+	local       atomic.Pointer[map[topology.TaskID]*localCopy]
+	qmu         sync.RWMutex
+	advertised  string // guarded by qmu
+	server      *http.Server
+	httpClient  *http.Client
 	skipped     atomic.Int64
 	closedSkips int64 // skipped by processors of tasks since closed; under mu
 }
@@ -135,6 +155,9 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		tasks: map[topology.TaskID]*task{},
 		subs:  map[string]*topology.SubTopology{},
 		acked: map[string]map[int32]int64{},
+
+		closedOffsets: map[string]int64{},
+		httpClient:    &http.Client{Timeout: 30 * time.Second},
 	}
 	a.sentPromise, a.loggedPromise = a.sent, a.logged
 	return a, nil
@@ -227,6 +250,12 @@ func (a *App) loop(ctx context.Context) error {
 		}
 		a.mu.Lock()
 		err := a.process(fetches)
+		if err == nil {
+			err = a.promote()
+		}
+		if a.assignChanged.Swap(false) {
+			a.reconcileStandbys(ctx)
+		}
 		if err == nil && time.Since(a.lastCommit) >= a.cfg.commitInterval {
 			err = a.commit(a.ioCtx)
 		}
@@ -275,6 +304,10 @@ func (a *App) shutdown() error {
 	if a.cl != nil {
 		a.cl.Close() // leaves the group
 	}
+	if a.upd != nil {
+		errs = append(errs, a.upd.close())
+	}
+	errs = append(errs, a.stopQueries())
 	errs = append(errs, a.stopGlobals())
 	if a.adm != nil {
 		a.adm.Close()

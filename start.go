@@ -53,6 +53,12 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.startGlobals(ctx); err != nil {
 		return err
 	}
+	if err := a.startUpdater(); err != nil {
+		return err
+	}
+	if err := a.startQueries(); err != nil {
+		return err
+	}
 
 	appID := a.cfg.appID
 	var regexes []string
@@ -93,12 +99,20 @@ func (a *App) start(ctx context.Context) error {
 				}
 				return -1
 			},
-			Data: func() assign.MemberData {
-				md := assign.MemberData{Version: 1}
-				if p := a.taskOffsets.Load(); p != nil {
-					md.TaskOffsets = *p
-				}
-				return md
+			Stateful: func(sub int) bool {
+				subs := a.topo.SubTopologies()
+				return sub < len(subs) && hasLoggedStores(subs[sub])
+			},
+			ChangelogEnds: a.changelogEnds,
+			Config: assign.Config{
+				Standbys:      a.cfg.standbys,
+				AcceptableLag: a.cfg.acceptableLag,
+				MaxWarmups:    a.cfg.maxWarmups,
+			},
+			Data: a.memberData,
+			OnAssignment: func(assn assign.Assignment) {
+				a.assignment.Store(&assn)
+				a.assignChanged.Store(true)
 			},
 		}),
 		kgo.DisableAutoCommit(),
@@ -118,6 +132,24 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.cl = cl
 	return nil
+}
+
+// memberData is what this instance tells the group when it joins: where
+// it answers queries, and how far its copies of each task's state are into
+// the changelogs (running tasks as of the last commit, standby copies as
+// of now, closed tasks' persistent stores as they were left).
+func (a *App) memberData() assign.MemberData {
+	md := assign.MemberData{Version: 1, Host: a.QueryAddress(), TaskOffsets: map[string]int64{}}
+	a.offMu.Lock()
+	maps.Copy(md.TaskOffsets, a.closedOffsets)
+	a.offMu.Unlock()
+	if a.upd != nil {
+		a.upd.offsets(md.TaskOffsets)
+	}
+	if p := a.taskOffsets.Load(); p != nil {
+		maps.Copy(md.TaskOffsets, *p)
+	}
+	return md
 }
 
 // prepareTopics checks that the topics the topology reads exist and are

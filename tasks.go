@@ -67,14 +67,17 @@ func (q *partQueue) caughtUp() bool {
 }
 
 type taskStore struct {
-	name      string
-	changelog string // resolved; "" if not logged
-	r         state.Restorable
+	name       string
+	changelog  string // resolved; "" if not logged
+	persistent bool
+	r          state.Restorable
 }
 
-// onAssigned makes the tasks of newly assigned partitions. Their stores are
-// restored from their changelogs as they open, before any record is
-// processed.
+// onAssigned makes the tasks of newly assigned partitions. A task with
+// logged stores does not start at once: its partitions are paused while
+// the updater restores its stores (from a standby copy if there is one),
+// and the loop starts it once they have caught up (promote), so the
+// rebalance and the other tasks do not wait for the restore.
 func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -82,6 +85,8 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		return
 	}
 	a.setState(Rebalancing)
+	restoring := map[topology.TaskID][]string{}
+	now := map[string][]int32{}
 	for topic, parts := range assigned {
 		st := a.subOf(topic)
 		if st == nil {
@@ -89,23 +94,184 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		for _, p := range parts {
 			id := topology.TaskID{Subtopology: st.ID, Partition: p}
-			tk, ok := a.tasks[id]
-			if !ok {
-				var err error
-				if tk, err = a.newTask(id); err != nil {
-					if a.loopCtx.Err() != nil {
-						return // closing: the restore was cut short on purpose
-					}
-					a.setFatal(err)
-					return
-				}
-				a.tasks[id] = tk
+			if tk, ok := a.tasks[id]; ok {
+				tk.queue(topic)
+				now[topic] = append(now[topic], p)
+				continue
 			}
+			if hasLoggedStores(st) {
+				restoring[id] = append(restoring[id], topic)
+				continue
+			}
+			tk, err := a.newTask(id)
+			if err != nil {
+				a.setFatal(err)
+				return
+			}
+			a.tasks[id] = tk
 			tk.queue(topic)
+			now[topic] = append(now[topic], p)
 		}
 	}
-	a.learnPositions(ctx, assigned)
-	a.setState(Running)
+	for id, topics := range restoring {
+		pause := map[string][]int32{}
+		for _, t := range topics {
+			pause[t] = []int32{id.Partition}
+		}
+		a.cl.PauseFetchPartitions(pause)
+		if err := a.startRestoring(ctx, id, topics); err != nil {
+			if a.loopCtx.Err() != nil {
+				return // closing
+			}
+			a.setFatal(err)
+			return
+		}
+	}
+	a.learnPositions(ctx, now)
+	a.publishLocal()
+	a.settle()
+}
+
+// startRestoring makes the stores of a newly assigned task a restoring
+// replica: a standby copy's if there is one.
+func (a *App) startRestoring(ctx context.Context, id topology.TaskID, topics []string) error {
+	ends, err := a.storeEnds(ctx, id)
+	if err != nil {
+		return err
+	}
+	a.dropClosedOffsets(id)
+	if r := a.upd.replica(id); r != nil {
+		a.upd.restore(r, topics, ends)
+		a.log.Info("task restoring from its standby copy", "task", id.String())
+		return nil
+	}
+	r, err := a.upd.open(id, true, ends)
+	if err != nil {
+		return err
+	}
+	a.upd.mu.Lock()
+	r.topics = topics
+	a.upd.mu.Unlock()
+	a.log.Info("task restoring", "task", id.String())
+	return nil
+}
+
+// storeEnds lists the ends of the changelogs of task id's logged stores.
+func (a *App) storeEnds(ctx context.Context, id topology.TaskID) (map[string]int64, error) {
+	var topics []string
+	for _, spec := range a.topo.SubTopologies()[id.Subtopology].Stores {
+		if spec.Logged {
+			topics = append(topics, topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID))
+		}
+	}
+	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("riffle: restore task %s: list the ends of its changelogs: %w", id, err)
+	}
+	out := map[string]int64{}
+	for _, t := range topics {
+		e, ok := ends.Lookup(t, id.Partition)
+		if !ok || e.Err != nil {
+			return nil, fmt.Errorf("riffle: restore task %s: end of %s[%d]: %v", id, t, id.Partition, e.Err)
+		}
+		out[t] = e.Offset
+	}
+	return out, nil
+}
+
+// promote starts the tasks whose stores have been restored: they take the
+// replica's stores, catch up on any tail, and their partitions resume.
+func (a *App) promote() error {
+	for _, r := range a.upd.readyToRun() {
+		r = a.upd.take(r.id)
+		if r == nil {
+			continue
+		}
+		a.handover = r
+		tk, err := a.newTask(r.id)
+		a.handover = nil
+		if err != nil {
+			closeReplicaStores(r)
+			return err
+		}
+		a.tasks[r.id] = tk
+		resume := map[string][]int32{}
+		for _, t := range r.topics {
+			tk.queue(t)
+			resume[t] = []int32{r.id.Partition}
+		}
+		took := time.Since(r.started)
+		var total int64
+		for _, s := range r.stores {
+			total += s.restored
+			if l := a.cfg.restoreListener; l != nil && s.restored > 0 {
+				l.RestoreEnd(r.id.String(), s.name, s.restored, took)
+			}
+		}
+		a.log.Info("task restored", "task", r.id.String(), "records", total, "took", took)
+		a.learnPositions(a.ioCtx, resume)
+		a.cl.ResumeFetchPartitions(resume)
+	}
+	a.publishLocal()
+	a.settle()
+	return nil
+}
+
+// settle sets the state to Running once no assigned task is restoring.
+func (a *App) settle() {
+	if a.State() == Rebalancing && !a.upd.anyRestoring() {
+		a.setState(Running)
+	}
+}
+
+// reconcileStandbys opens and closes standby copies to match the latest
+// assignment.
+func (a *App) reconcileStandbys(ctx context.Context) {
+	assn := a.assignment.Load()
+	if assn == nil {
+		return
+	}
+	want, warm := map[topology.TaskID]bool{}, map[topology.TaskID]bool{}
+	for _, t := range assn.Standby {
+		want[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
+	}
+	for _, t := range assn.Warmup {
+		warm[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
+	}
+	subs := a.topo.SubTopologies()
+	for _, id := range a.upd.standbys() {
+		if !want[id] {
+			a.upd.mu.Lock()
+			err := a.upd.closeLocked(id)
+			a.upd.mu.Unlock()
+			if err != nil {
+				a.log.Error("close a standby copy", "task", id.String(), "err", err)
+			}
+			a.log.Info("standby copy closed", "task", id.String())
+		}
+	}
+	for id := range want {
+		if _, active := a.tasks[id]; active || id.Subtopology >= len(subs) || !hasLoggedStores(subs[id.Subtopology]) {
+			continue
+		}
+		if r := a.upd.replica(id); r != nil {
+			a.upd.setWarmup(r, warm[id])
+			continue
+		}
+		ends, err := a.storeEnds(ctx, id)
+		if err == nil {
+			var r *replica
+			if r, err = a.upd.open(id, false, ends); err == nil {
+				a.upd.setWarmup(r, warm[id])
+				a.dropClosedOffsets(id)
+				a.log.Info("standby copy opened", "task", id.String(), "warmup", warm[id])
+			}
+		}
+		if err != nil {
+			a.log.Error("open a standby copy", "task", id.String(), "err", err)
+		}
+	}
+	a.publishLocal()
 }
 
 // learnPositions sets, for the assigned partitions, the committed offset
@@ -178,7 +344,7 @@ func (a *App) subOf(topic string) *topology.SubTopology {
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.tasks) == 0 {
+	if len(a.tasks) == 0 && !a.upd.anyRestoring() {
 		return // closing: shutdown has committed and closed them
 	}
 	a.setState(Rebalancing)
@@ -197,7 +363,16 @@ func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) 
 	a.dropTasks(lost)
 }
 
+// dropTasks closes the tasks of the given partitions, and stops restoring
+// those not started yet: their stores stay as standby copies if the
+// assignment keeps one here, and are closed otherwise.
 func (a *App) dropTasks(parts map[string][]int32) {
+	standby := map[topology.TaskID]bool{}
+	if assn := a.assignment.Load(); assn != nil {
+		for _, t := range assn.Standby {
+			standby[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
+		}
+	}
 	for topic, ps := range parts {
 		st := a.subOf(topic)
 		if st == nil {
@@ -210,8 +385,15 @@ func (a *App) dropTasks(parts map[string][]int32) {
 					a.log.Error("close task", "task", id.String(), "err", err)
 				}
 			}
+			if r := a.upd.replica(id); r != nil && a.upd.stopRestoring(r, standby[id]) {
+				a.log.Info("task revoked while restoring", "task", id.String(), "kept as standby", standby[id])
+			}
+			// A partition paused while its task restored must not stay
+			// paused if it comes back.
+			a.cl.ResumeFetchPartitions(map[string][]int32{topic: {p}})
 		}
 	}
+	a.publishLocal()
 }
 
 func (a *App) closeTask(id topology.TaskID) error {
@@ -220,9 +402,35 @@ func (a *App) closeTask(id topology.TaskID) error {
 	for _, c := range tk.t.Skipped() {
 		a.closedSkips += c
 	}
+	// What a persistent store holds outlives the task: the balancer counts
+	// it when it looks for a caught-up member.
+	var sum int64
+	persistent := false
+	for _, s := range tk.stores {
+		if s.changelog == "" || !s.persistent {
+			continue
+		}
+		if off, ok, err := s.r.AppliedOffset(); err == nil && ok {
+			sum += off + 1
+			persistent = true
+		}
+	}
+	if persistent {
+		a.offMu.Lock()
+		a.closedOffsets[id.String()] = sum
+		a.offMu.Unlock()
+	}
 	err := tk.t.Close()
 	a.log.Info("task closed", "task", id.String())
 	return err
+}
+
+// dropClosedOffsets forgets the offsets of a closed task's stores, which
+// are open again.
+func (a *App) dropClosedOffsets(id topology.TaskID) {
+	a.offMu.Lock()
+	delete(a.closedOffsets, id.String())
+	a.offMu.Unlock()
 }
 
 // process queues the fetched records by task and partition, then runs each
@@ -523,11 +731,12 @@ func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Stor
 	if spec.Kind == state.KindWindow || spec.Kind == state.KindSession {
 		return r.openWindow(id, spec)
 	}
-	kv, err := a.env.OpenKeyValue(a.cfg.appID, id.String(), spec)
+	raw, err := a.storeFor(id, spec)
 	if err != nil {
 		return nil, err
 	}
-	ts := taskStore{name: spec.Name}
+	kv := raw.(state.KeyValueStore)
+	ts := taskStore{name: spec.Name, persistent: spec.Backend == state.PersistentBackend}
 	if spec.Logged {
 		ts.changelog = topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID)
 		kv = state.Logged(kv, &changelog{a: a, topic: ts.changelog, partition: id.Partition})
@@ -549,11 +758,12 @@ func (r *taskRuntime) OpenStore(id topology.TaskID, spec state.Spec) (state.Stor
 // session stores have no record cache.
 func (r *taskRuntime) openWindow(id topology.TaskID, spec state.Spec) (state.Store, error) {
 	a := r.a
-	ws, err := a.env.OpenWindow(a.cfg.appID, id.String(), spec)
+	raw, err := a.storeFor(id, spec)
 	if err != nil {
 		return nil, err
 	}
-	ts := taskStore{name: spec.Name}
+	ws := raw.(state.WindowStore)
+	ts := taskStore{name: spec.Name, persistent: spec.Backend == state.PersistentBackend}
 	if spec.Logged {
 		ts.changelog = topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID)
 		ws = state.LoggedWindow(ws, &changelog{a: a, topic: ts.changelog, partition: id.Partition})
@@ -568,6 +778,19 @@ func (r *taskRuntime) openWindow(id topology.TaskID, spec state.Spec) (state.Sto
 		return state.SessionOf(ws), nil
 	}
 	return ws, nil
+}
+
+// storeFor returns the store a task opens: the restored copy handed over
+// by promote, or else a store opened from the Env.
+func (a *App) storeFor(id topology.TaskID, spec state.Spec) (state.Store, error) {
+	if r := a.handover; r != nil && r.id == id {
+		for _, s := range r.stores {
+			if s.name == spec.Name {
+				return s.store, nil
+			}
+		}
+	}
+	return a.openRaw(id, spec)
 }
 
 // changelog produces a store's writes to its changelog partition and keeps

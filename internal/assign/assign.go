@@ -406,8 +406,9 @@ type Placement struct {
 // balanced owner warms up a copy; at most cfg.MaxWarmups at once, and a
 // task with no caught-up member goes where the balance puts it. Stateless
 // tasks then move to even out the counts as far as they can. Then each
-// stateful task gets cfg.Standbys standby copies on other members, those
-// with the most of its state first, then those with the fewest copies.
+// stateful task gets cfg.Standbys standby copies on other members: among
+// those under their share of copies, the ones with the most of its state
+// first, then those with the fewest copies.
 // members are in a stable order.
 func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Task]string, ends map[Task]int64, cfg Config) Placement {
 	ids := make([]string, len(members))
@@ -487,6 +488,15 @@ func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Ta
 	for m, ts := range p.Standby {
 		copies[m] = len(ts)
 	}
+	// No member keeps more than its share of copies, so that standbys
+	// spread evenly; within it, state on hand wins.
+	total := 0
+	for _, t := range tasks {
+		if stateful(t) {
+			total += min(cfg.Standbys, len(members)-1)
+		}
+	}
+	share := (total + len(members) - 1) / len(members)
 	for _, t := range tasks {
 		if !stateful(t) {
 			continue
@@ -507,8 +517,18 @@ func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Ta
 					best = m.ID
 					continue
 				}
+				mFull, bFull := copies[m.ID] >= share, copies[best] >= share
 				mo, bo := m.Offsets[t], byID[best].Offsets[t]
-				if mo > bo || mo == bo && copies[m.ID] < copies[best] {
+				switch {
+				case mFull != bFull:
+					if !mFull {
+						best = m.ID
+					}
+				case mFull:
+					if copies[m.ID] < copies[best] {
+						best = m.ID
+					}
+				case mo > bo || mo == bo && copies[m.ID] < copies[best]:
 					best = m.ID
 				}
 			}

@@ -242,3 +242,21 @@ func TestTaskText(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceStandbysSpreadDespiteState: one member has state for every
+// task (it ran them all); standbys still spread evenly.
+func TestPlaceStandbysSpreadDespiteState(t *testing.T) {
+	tasks := tasksOf(1, 6)
+	ms := members("a", "b", "c")
+	ms[0].Offsets = map[Task]int64{}
+	for _, task := range tasks {
+		ms[0].Offsets[task] = 100
+	}
+	p := Place(tasks, allStateful, ms, nil, nil, Config{Standbys: 1})
+	checkCopies(t, p, tasks, ms, 1)
+	for _, m := range ms {
+		if len(p.Standby[m.ID]) != 2 {
+			t.Errorf("standbys %v", p.Standby)
+		}
+	}
+}
