@@ -61,7 +61,7 @@ func (a *App) QueryAddress() string {
 // the next one. A query that reaches an instance not holding the key is
 // forwarded to the one that does. While the key's store is restoring, or
 // its task is moving, the answer is 503 with Retry-After, unless the query
-// allows stale reads from a standby copy (stale=true). A malformed query
+// allows stale reads (stale=true; see AllowStale). A malformed query
 // gets 400 and an unknown store 404, each with {"error": reason}.
 func (a *App) QueryHandler() http.Handler { return a.engine().Handler() }
 
@@ -91,8 +91,10 @@ func queryErr(err error) error {
 // QueryOption modifies a query made with Get, Range or Windows.
 type QueryOption func(*query.Options)
 
-// AllowStale lets a query be answered from a standby copy, or from a store
-// still restoring, when the running copy is not available.
+// AllowStale lets a query be answered by a copy that is not running: by
+// the store of the key's task while it restores, on the instance it is
+// assigned to, or by a standby copy while the task is assigned to none
+// (it is moving, or its instance died). The answer may be behind.
 func AllowStale() QueryOption { return func(o *query.Options) { o.Stale = true } }
 
 func queryOpts(opts []QueryOption) query.Options {

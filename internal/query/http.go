@@ -150,7 +150,7 @@ func params(r *http.Request, key string) (Options, string, error) {
 		if ts := q.Get("tasks"); ts != "" {
 			for _, t := range strings.Split(ts, ",") {
 				var s, p int
-				if _, err := fmt.Sscanf(t, "%d_%d", &s, &p); err != nil {
+				if _, err := fmt.Sscanf(t, "%d_%d", &s, &p); err != nil || fmt.Sprintf("%d_%d", s, p) != t {
 					return o, "", errorf(http.StatusBadRequest, "task %q is not <sub-topology>_<partition>", t)
 				}
 				o.tasks = append(o.tasks, topology.TaskID{Subtopology: s, Partition: int32(p)})

@@ -169,8 +169,9 @@ type OwnersResult struct {
 
 // Options modify a query.
 type Options struct {
-	// Stale allows answers from standby copies and from restoring stores
-	// when the running copy is not available.
+	// Stale allows answers from copies that are not running: the
+	// restoring store of the instance a task is assigned to, or, while it
+	// is assigned to none, a standby copy.
 	Stale bool
 	// local asks for this instance's data only: set on forwarded queries.
 	local bool
@@ -276,25 +277,29 @@ func encode(v any, err error) (json.RawMessage, error) {
 }
 
 // route finds where to read task's copy of a store: here (s set) or at
-// host.
+// host. The running copy answers; a stale query falls back on a copy
+// that is not running (this instance's first) only when no instance runs
+// the task.
 func (e *Engine) route(info StoreInfo, task topology.TaskID, o Options) (s state.Store, st TaskState, host string, err error) {
 	s, st, ok := e.B.Local(info.Name, task)
-	if ok && (st == Running || o.Stale) {
+	if ok && st == Running {
 		return s, st, "", nil
 	}
 	active, standbys := e.B.Owners(task)
 	switch {
-	case o.local:
+	case o.local && !(o.Stale && ok):
 		// Forwarded here: the sender thought this instance runs the task.
 		if ok && st == Restoring {
 			return nil, "", "", unavailable("store %q of task %s is restoring", info.Name, task)
 		}
 		return nil, "", "", unavailable("task %s of store %q is not running here (%s): it is moving", task, info.Name, e.B.Self())
-	case active != "" && active != e.B.Self():
+	case !o.local && active != "" && active != e.B.Self():
 		return nil, "", active, nil
+	case ok && o.Stale:
+		return s, st, "", nil
 	case ok && st == Restoring:
 		return nil, "", "", unavailable("store %q of task %s is restoring", info.Name, task)
-	case o.Stale:
+	case o.Stale && !o.local:
 		for _, h := range standbys {
 			if h != e.B.Self() {
 				return nil, "", h, nil
@@ -356,8 +361,15 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 	if info.Kind != state.KindKeyValue {
 		return nil, errorf(http.StatusBadRequest, "store %q is a %v store: fetch its windows", store, info.Kind)
 	}
-	if limit <= 0 || limit > MaxPage {
+	if limit <= 0 || limit > MaxPage && !o.local {
 		limit = MaxPage
+	}
+	// Each instance is asked for one more than the page, so that a page
+	// tells whether another follows; a forwarded query asks for that
+	// already.
+	fetch := limit + 1
+	if o.local {
+		fetch = min(limit, MaxPage+1)
 	}
 	var lo, hi []byte
 	var err error
@@ -372,7 +384,7 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 		}
 	}
 	if after != "" {
-		c, err := base64.RawURLEncoding.DecodeString(after)
+		c, err := decodeCursor(after)
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "store %q: cursor %q is not one this API gave", store, after)
 		}
@@ -401,14 +413,14 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 	var all []Entry
 	for host, tasks := range byHost {
 		if host == e.B.Self() {
-			es, err := e.localRange(info, tasks, lo, hi, limit, o)
+			es, err := e.localRange(info, tasks, lo, hi, fetch, o)
 			if err != nil {
 				return nil, err
 			}
 			all = append(all, es...)
 			continue
 		}
-		q := url.Values{"limit": {strconv.Itoa(limit)}}
+		q := url.Values{"limit": {strconv.Itoa(fetch)}}
 		var names []string
 		for _, t := range tasks {
 			names = append(names, t.String())
@@ -431,11 +443,15 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 	}
 	sort.Slice(all, func(i, j int) bool { return bytes.Compare(all[i].Raw, all[j].Raw) < 0 })
 	out := &RangeResult{Entries: all}
+	if o.local {
+		out.Entries = all[:min(len(all), fetch)]
+		return out, nil
+	}
 	if len(all) > limit {
 		out.Entries = all[:limit]
 	}
-	if len(all) >= limit && len(out.Entries) > 0 {
-		out.Next = base64.RawURLEncoding.EncodeToString(out.Entries[len(out.Entries)-1].Raw)
+	if len(all) > limit {
+		out.Next = encodeCursor(out.Entries[len(out.Entries)-1].Raw)
 	}
 	if !o.local {
 		for i := range out.Entries {
@@ -446,6 +462,18 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 		out.Entries = []Entry{}
 	}
 	return out, nil
+}
+
+// A cursor is the last key of a page: "k" and the key's bytes in base64,
+// so that the empty key has a cursor too.
+func encodeCursor(key []byte) string { return "k" + base64.RawURLEncoding.EncodeToString(key) }
+
+func decodeCursor(c string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(c, "k")
+	if !ok {
+		return nil, errors.New("not a cursor")
+	}
+	return base64.RawURLEncoding.DecodeString(rest)
 }
 
 // routeHost is route for queries that gather from many tasks: the host to
@@ -503,8 +531,9 @@ func (e *Engine) localRange(info StoreInfo, tasks []topology.TaskID, lo, hi []by
 	return out, nil
 }
 
-// Windows returns key's windows in store that start (for a session store:
-// end) in [from, to].
+// Windows returns key's windows in store that start in [from, to], or, of
+// a session store, key's sessions that overlap [from, to] (end at or after
+// from, start at or before to).
 func (e *Engine) Windows(ctx context.Context, store, key string, from, to time.Time, o Options) (*WindowsResult, error) {
 	info, k, err := e.keyOf(store, key)
 	if err != nil {
@@ -523,7 +552,7 @@ func (e *Engine) Windows(ctx context.Context, store, key string, from, to time.T
 	}
 	if s == nil {
 		var out WindowsResult
-		q := url.Values{"key": {key}, "from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
+		q := url.Values{"key": {key}, "from": {strconv.FormatInt(from.UnixMilli(), 10)}, "to": {strconv.FormatInt(to.UnixMilli(), 10)}}
 		return &out, e.forward(ctx, host, "/stores/"+url.PathEscape(store)+"/windows", q, o, &out)
 	}
 	out := &WindowsResult{Host: e.B.Self(), Task: task.String(), Windows: []Window{}}
@@ -595,8 +624,12 @@ func (e *Engine) Metadata(ctx context.Context, o Options) ([]Instance, error) {
 			continue
 		}
 		var got []Instance
-		if err := e.forward(ctx, h, "/metadata", url.Values{}, Options{}, &got); err != nil || len(got) != 1 {
-			out = append(out, Instance{Host: h, Tasks: []TaskInfo{}, Error: fmt.Sprint("unreachable: ", err)})
+		err := e.forward(ctx, h, "/metadata", url.Values{}, Options{}, &got)
+		if err == nil && len(got) != 1 {
+			err = fmt.Errorf("answered with %d instances, not itself", len(got))
+		}
+		if err != nil {
+			out = append(out, Instance{Host: h, Tasks: []TaskInfo{}, Error: err.Error()})
 			continue
 		}
 		out = append(out, got[0])

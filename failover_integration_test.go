@@ -1,0 +1,531 @@
+package riffle_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/riffle-streams/riffle"
+	"github.com/riffle-streams/riffle/internal/itest"
+	"github.com/riffle-streams/riffle/serde"
+	"github.com/riffle-streams/riffle/stream"
+	"github.com/riffle-streams/riffle/topology"
+)
+
+// nodeEnv carries a node's configuration to TestNodeProcess.
+const nodeEnv = "RIFFLE_TEST_NODE"
+
+// nodeConfig configures one instance of the failover tests' program.
+type nodeConfig struct {
+	Brokers  []string
+	AppID    string
+	In, Out  string
+	StateDir string
+	Standbys int
+}
+
+// TestNodeProcess is not a test of its own: it is the program the
+// failover tests run as separate processes, three instances of one binary
+// (this test binary). It counts each key of In into the store "counts",
+// writes the counts to Out, serves queries, prints its query address, and
+// runs until killed, or closes gracefully on SIGTERM.
+func TestNodeProcess(t *testing.T) {
+	raw := os.Getenv(nodeEnv)
+	if raw == "" {
+		t.Skip("the instance program of the failover tests; runs only as their child process")
+	}
+	var cfg nodeConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := topology.NewBuilder()
+	counts := stream.From[string, string](b, cfg.In).GroupByKey().Count(stream.Named("counts"))
+	stream.ToStream(counts).To(cfg.Out, stream.WithValueSerde(serde.Int64()))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := riffle.New(topo, riffle.ApplicationID(cfg.AppID), riffle.BootstrapServers(cfg.Brokers...),
+		riffle.StateDir(cfg.StateDir), riffle.CommitInterval(200*time.Millisecond),
+		riffle.ServeQueries("127.0.0.1:0"), riffle.StandbyReplicas(cfg.Standbys),
+		riffle.KafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)),
+		riffle.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for app.QueryAddress() == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before serving queries: %v", err)
+		case <-tick.C:
+		}
+	}
+	fmt.Printf("RIFFLE_NODE_ADDR=%s\n", app.QueryAddress())
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// node is a running instance of TestNodeProcess.
+type node struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	log  *bytes.Buffer // its stderr
+	done chan error
+}
+
+// startNode starts an instance as a process of its own and waits until it
+// serves queries. Its log is shown if the test fails.
+func startNode(t *testing.T, name string, cfg nodeConfig) *node {
+	t.Helper()
+	raw, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), nodeEnv+"="+string(raw))
+	n := &node{name: name, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{w: n.log}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "RIFFLE_NODE_ADDR="); ok {
+				addr <- a
+			}
+		}
+		n.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", name, n.log.String())
+		}
+	})
+	select {
+	case n.addr = <-addr:
+	case err := <-n.done:
+		t.Fatalf("%s exited before serving queries: %v\n%s", name, err, n.log.String())
+	case <-time.After(itest.Timeout()):
+		t.Fatalf("%s did not serve queries within %v", name, itest.Timeout())
+	}
+	return n
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// kill stops the node with SIGKILL: no commit, no leaving the group.
+func (n *node) kill(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n.done
+}
+
+// stop stops the node with SIGTERM, a graceful close, and waits for it.
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Fatalf("%s after SIGTERM: %v\n%s", n.name, err, n.log.String())
+		}
+	case <-time.After(itest.Timeout()):
+		t.Fatalf("%s did not stop within %v of SIGTERM", n.name, itest.Timeout())
+	}
+}
+
+// allCounts reads the whole "counts" store through host's query API, a
+// page at a time; it fails (without failing the test) while a task is
+// moving or restoring.
+func allCounts(host string) (map[string]int64, error) {
+	out := map[string]int64{}
+	after := ""
+	for {
+		q := url.Values{"limit": {"1000"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		resp, err := http.Get("http://" + host + "/riffle/v1/stores/counts/all?" + q.Encode())
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Entries []struct {
+				Key   string `json:"key"`
+				Value int64  `json:"value"`
+			} `json:"entries"`
+			Next  string `json:"next"`
+			Error string `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%d: %s", resp.StatusCode, page.Error)
+		}
+		for _, e := range page.Entries {
+			out[e.Key] = e.Value
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		after = page.Next
+	}
+}
+
+// failoverKeys is how many keys the failover tests count:
+// RIFFLE_FAILOVER_KEYS, or 20,000.
+func failoverKeys(t *testing.T) int {
+	if s := os.Getenv("RIFFLE_FAILOVER_KEYS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("RIFFLE_FAILOVER_KEYS=%q", s)
+		}
+		return n
+	}
+	return 20_000
+}
+
+// TestFailover runs three instances of one program as processes, with and
+// without standbys. It kills one with SIGKILL while records keep coming
+// and measures how long the survivors take to answer queries for every
+// key again; no count may fall short of what was sent, and the counts
+// above it are bounded by what the killed instance processed since its
+// last commit (at-least-once). Then an instance stops gracefully while
+// records keep coming: from there on the counts move exactly with what is
+// sent.
+func TestFailover(t *testing.T) {
+	for _, standbys := range []int{1, 0} {
+		t.Run(fmt.Sprintf("standbys=%d", standbys), func(t *testing.T) { failover(t, standbys) })
+	}
+}
+
+func failover(t *testing.T, standbys int) {
+	run := fmt.Sprint(time.Now().UnixNano())
+	appID, in, out := "fo-"+run, "fo-in-"+run, "fo-out-"+run
+	k := itest.Setup(t, itest.Spec{
+		Partitions: 6,
+		Topics:     []string{in, out},
+		Delete:     []string{appID + "-counts-changelog"},
+		Groups:     []string{appID},
+	})
+	cfg := func() nodeConfig {
+		return nodeConfig{Brokers: k.Brokers, AppID: appID, In: in, Out: out, StateDir: t.TempDir(), Standbys: standbys}
+	}
+	var nodes []*node
+	for i := range 3 {
+		nodes = append(nodes, startNode(t, fmt.Sprint("node", i), cfg()))
+	}
+
+	// Every key once, then the counts are exact everywhere.
+	keys := failoverKeys(t)
+	var mu sync.Mutex
+	sent := map[string]int64{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(ctx context.Context, ks []string) error {
+		recs := make([]*kgo.Record, len(ks))
+		for i, key := range ks {
+			recs[i] = &kgo.Record{Topic: in, Key: []byte(key), Value: []byte("x")}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return err
+		}
+		mu.Lock()
+		for _, key := range ks {
+			sent[key]++
+		}
+		mu.Unlock()
+		return nil
+	}
+	ctx := context.Background()
+	var all []string
+	for i := range keys {
+		all = append(all, fmt.Sprintf("key-%07d", i))
+	}
+	for i := 0; i < len(all); i += 5000 {
+		if err := produce(ctx, all[i:min(i+5000, len(all))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exact := func(host string, extra map[string]int64) (bool, string) {
+		got, err := allCounts(host)
+		if err != nil {
+			return false, err.Error()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != len(sent) {
+			return false, fmt.Sprintf("%d keys of %d", len(got), len(sent))
+		}
+		for key, n := range sent {
+			if got[key] != n+extra[key] {
+				return false, fmt.Sprintf("%s=%d, want %d", key, got[key], n+extra[key])
+			}
+		}
+		return true, ""
+	}
+	itest.Eventually(t, 2*itest.Timeout(), "exact counts through every node", func() (bool, string) {
+		for _, n := range nodes {
+			if ok, why := exact(n.addr, nil); !ok {
+				return false, n.name + ": " + why
+			}
+		}
+		return true, ""
+	})
+	// New instances take tasks over once they have warmed up copies: wait
+	// until each runs two, and the standbys have caught up.
+	itest.Eventually(t, 2*itest.Timeout(), "the tasks to spread and standby copies to catch up", func() (bool, string) {
+		var md []riffle.InstanceMetadata
+		if err := getJSON(nodes[0].addr, "/metadata", &md); err != nil {
+			return false, err.Error()
+		}
+		copies := 0
+		for _, inst := range md {
+			running := 0
+			for _, task := range inst.Tasks {
+				switch task.State {
+				case "RUNNING":
+					running++
+				case "STANDBY":
+					if task.Lag > 0 {
+						return false, fmt.Sprintf("%s: %s lags %d", inst.Host, task.Task, task.Lag)
+					}
+					copies++
+				default:
+					return false, fmt.Sprintf("%s: %s is %s", inst.Host, task.Task, task.State)
+				}
+			}
+			if running != 2 {
+				return false, fmt.Sprintf("%s runs %d tasks", inst.Host, running)
+			}
+		}
+		return len(md) == 3 && copies == 6*standbys, fmt.Sprintf("%d instances, %d standby copies", len(md), copies)
+	})
+
+	// Records keep coming while node2 is killed.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var loadErr error
+	var loadWG sync.WaitGroup
+	loadWG.Add(1)
+	var sentAtKill int64
+	go func() {
+		defer loadWG.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for loadCtx.Err() == nil {
+			batch := make([]string, 40)
+			for i := range batch {
+				batch[i] = all[rand.IntN(len(all))]
+			}
+			if err := produce(loadCtx, batch); err != nil && loadCtx.Err() == nil {
+				loadErr = err
+				return
+			}
+			select {
+			case <-loadCtx.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+	waitSent := func(more int64) {
+		t.Helper()
+		mu.Lock()
+		base := total(sent)
+		mu.Unlock()
+		itest.Eventually(t, itest.Timeout(), "the load to go on", func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return total(sent) >= base+more, ""
+		})
+	}
+	waitSent(1000)
+	mu.Lock()
+	sentAtKill = total(sent)
+	mu.Unlock()
+	nodes[2].kill(t)
+	// A key of each partition, looked up through each survivor until all
+	// answer: the takeover time. Then every key, through a scan.
+	probes := map[int32]string{} // partition -> key
+	for _, key := range all {
+		if len(probes) == 6 {
+			break
+		}
+		var o struct{ Partition int32 }
+		if err := getJSON(nodes[0].addr, "/stores/counts/owners?key="+key, &o); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := probes[o.Partition]; !ok {
+			probes[o.Partition] = key
+		}
+	}
+	took := itest.Eventually(t, 4*itest.Timeout(), "the survivors to answer for a key of each partition", func() (bool, string) {
+		for _, n := range nodes[:2] {
+			for _, key := range probes {
+				var got keyAnswer
+				if err := getJSON(n.addr, "/stores/counts/get?key="+key, &got); err != nil || !got.Found {
+					return false, fmt.Sprintf("%s: %s: %v", n.name, key, err)
+				}
+			}
+		}
+		return true, ""
+	})
+	itest.Eventually(t, 4*itest.Timeout(), "the survivors to answer for every key", func() (bool, string) {
+		for _, n := range nodes[:2] {
+			got, err := allCounts(n.addr)
+			if err != nil {
+				return false, n.name + ": " + err.Error()
+			}
+			if len(got) != keys {
+				return false, fmt.Sprintf("%s: %d keys of %d", n.name, len(got), keys)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("measured: standbys=%d, %d keys: after SIGKILL the survivors answered queries for a key of every partition within %v (the group's session timeout is 6s)", standbys, keys, took)
+
+	// Let the load run a while after the takeover, stop it, and check:
+	// nothing lost, and no more counted twice than the killed instance can
+	// have processed since its last commit.
+	waitSent(1000)
+	stopLoad()
+	loadWG.Wait()
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	k.WaitCaughtUp(t, appID, in)
+	got, err := allCounts(nodes[0].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]int64{}
+	var over int64
+	mu.Lock()
+	for key, n := range sent {
+		switch {
+		case got[key] < n:
+			t.Errorf("%s counted %d times, but was sent %d times: records lost", key, got[key], n)
+		case got[key] > n:
+			extra[key] = got[key] - n
+			over += got[key] - n
+		}
+	}
+	// What the killed instance may have processed without committing is
+	// at most what was sent under load before the kill: everything before
+	// had been committed (the counts were exact).
+	bound := sentAtKill - int64(keys)
+	mu.Unlock()
+	if over > bound {
+		t.Errorf("%d records counted twice, more than the %d sent before the kill", over, bound)
+	}
+	t.Logf("checked: no record lost; %d counted twice after SIGKILL (at-least-once), of %d sent under load before it", over, bound)
+
+	// A graceful stop under load: from here the counts are exact.
+	loadCtx, stopLoad = context.WithCancel(ctx)
+	loadWG.Add(1)
+	go func() {
+		defer loadWG.Done()
+		for loadCtx.Err() == nil {
+			batch := make([]string, 40)
+			for i := range batch {
+				batch[i] = all[rand.IntN(len(all))]
+			}
+			if err := produce(loadCtx, batch); err != nil && loadCtx.Err() == nil {
+				loadErr = err
+				return
+			}
+		}
+	}()
+	waitSent(500)
+	nodes[1].stop(t)
+	waitSent(500)
+	stopLoad()
+	loadWG.Wait()
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	k.WaitCaughtUp(t, appID, in)
+	itest.Eventually(t, itest.Timeout(), "exact counts after a graceful stop", func() (bool, string) {
+		return exact(nodes[0].addr, extra)
+	})
+	// The output topic agrees with the store.
+	latest, err := k.Latest(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for key, n := range sent {
+		if v, _ := serde.Int64().Decode(latest[key]); v != n+extra[key] {
+			t.Fatalf("output %s=%d, want %d", key, v, n+extra[key])
+		}
+	}
+	t.Logf("checked: after a graceful stop under load, every count is exact, in the store and in %s", out)
+}
+
+func total(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func getJSON(host, path string, out any) error {
+	resp, err := http.Get("http://" + host + "/riffle/v1" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
