@@ -71,6 +71,10 @@ func (r *replica) offsets() int64 {
 	return n
 }
 
+// minProbeInterval is the least time between two rebalances a member asks
+// for because its warm-up copies have caught up.
+const minProbeInterval = 5 * time.Second
+
 // updater keeps the replicas up to date from their changelogs with one
 // consumer of its own.
 type updater struct {
@@ -126,6 +130,7 @@ func (u *updater) close() error {
 func (u *updater) run(ctx context.Context) {
 	defer close(u.done)
 	batch := make([]state.ChangelogRecord, 0, 4096)
+	var lastProbe time.Time
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		fetches := u.cl.PollRecords(pctx, 8192)
@@ -165,7 +170,20 @@ func (u *updater) run(ctx context.Context) {
 			default:
 			}
 		}
+		if len(warm) > 0 && time.Since(lastProbe) < minProbeInterval {
+			// Asked for one lately: wait, so that copies the leader finds
+			// still behind cannot keep the group rebalancing.
+			u.mu.Lock()
+			for _, id := range warm {
+				if r := u.replicas[id]; r != nil {
+					r.probed = false
+				}
+			}
+			u.mu.Unlock()
+			warm = nil
+		}
 		if len(warm) > 0 {
+			lastProbe = time.Now()
 			u.a.log.Info("warm-up copies caught up: asking for a rebalance to take them over", "tasks", fmt.Sprint(warm))
 			u.a.cl.ForceRebalance()
 		}
@@ -505,15 +523,14 @@ func (u *updater) anyRestoring() bool {
 	return false
 }
 
-// setWarmup marks r as a warm-up copy or a plain standby. A copy newly
-// marked asks for a rebalance once it has caught up.
+// setWarmup marks r as a warm-up copy or a plain standby, after a new
+// assignment. A warm-up copy asks for a rebalance once it has caught up:
+// again after each assignment that still leaves it a warm-up (the leader
+// may have found it further behind than it thought).
 func (u *updater) setWarmup(r *replica, warm bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if warm && !r.warmup {
-		r.probed = false
-	}
-	r.warmup = warm
+	r.warmup, r.probed = warm, false
 }
 
 // stopRestoring turns a restoring replica back into a standby copy if

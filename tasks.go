@@ -182,6 +182,10 @@ func (a *App) storeEnds(ctx context.Context, id topology.TaskID) (map[string]int
 // promote starts the tasks whose stores have been restored: they take the
 // replica's stores, catch up on any tail, and their partitions resume.
 func (a *App) promote() error {
+	if a.loopCtx.Err() != nil {
+		return nil // closing: the tasks would only be closed again
+	}
+	promoted := false
 	for _, r := range a.upd.readyToRun() {
 		r = a.upd.take(r.id)
 		if r == nil {
@@ -192,6 +196,9 @@ func (a *App) promote() error {
 		a.handover = nil
 		if err != nil {
 			closeReplicaStores(r)
+			if a.loopCtx.Err() != nil {
+				return nil // closing: the tail's restore was cut short on purpose
+			}
 			return err
 		}
 		a.tasks[r.id] = tk
@@ -211,9 +218,12 @@ func (a *App) promote() error {
 		a.log.Info("task restored", "task", r.id.String(), "records", total, "took", took)
 		a.learnPositions(a.ioCtx, resume)
 		a.cl.ResumeFetchPartitions(resume)
+		promoted = true
 	}
-	a.publishLocal()
-	a.settle()
+	if promoted {
+		a.publishLocal()
+		a.settle()
+	}
 	return nil
 }
 
@@ -231,6 +241,12 @@ func (a *App) reconcileStandbys(ctx context.Context) {
 	if assn == nil {
 		return
 	}
+	// A copy of a task assigned here is left alone: onAssigned turns it
+	// into the task's restoring replica (it may not have run yet).
+	active := map[topology.TaskID]bool{}
+	for _, t := range assn.Active {
+		active[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
+	}
 	want, warm := map[topology.TaskID]bool{}, map[topology.TaskID]bool{}
 	for _, t := range assn.Standby {
 		want[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
@@ -240,7 +256,7 @@ func (a *App) reconcileStandbys(ctx context.Context) {
 	}
 	subs := a.topo.SubTopologies()
 	for _, id := range a.upd.standbys() {
-		if !want[id] {
+		if !want[id] && !active[id] {
 			a.upd.mu.Lock()
 			err := a.upd.closeLocked(id)
 			a.upd.mu.Unlock()
@@ -251,7 +267,7 @@ func (a *App) reconcileStandbys(ctx context.Context) {
 		}
 	}
 	for id := range want {
-		if _, active := a.tasks[id]; active || id.Subtopology >= len(subs) || !hasLoggedStores(subs[id.Subtopology]) {
+		if _, running := a.tasks[id]; running || active[id] || id.Subtopology >= len(subs) || !hasLoggedStores(subs[id.Subtopology]) {
 			continue
 		}
 		if r := a.upd.replica(id); r != nil {
@@ -344,8 +360,9 @@ func (a *App) subOf(topic string) *topology.SubTopology {
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.tasks) == 0 && !a.upd.anyRestoring() {
-		return // closing: shutdown has committed and closed them
+	if a.State() == PendingShutdown {
+		a.dropTasks(revoked) // shutdown has committed and closed the tasks
+		return
 	}
 	a.setState(Rebalancing)
 	if err := a.commit(a.ioCtx); err != nil {

@@ -70,6 +70,9 @@ type Assignment struct {
 	// Hosts says, for each member that serves queries, which tasks it runs
 	// and which it keeps standby copies of.
 	Hosts map[string]HostTasks `json:"hosts,omitempty"`
+	// Active are the tasks of the member's partitions: filled in by
+	// ParseSyncAssignment, not sent.
+	Active []Task `json:"-"`
 }
 
 // HostTasks are the tasks of one host.
@@ -178,12 +181,22 @@ func (b *Balancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, e
 			return nil, fmt.Errorf("assign: read the assignment's task data: %w", err)
 		}
 	}
-	if b.OnAssignment != nil {
-		b.OnAssignment(assn)
-	}
 	out := make(map[string][]int32, len(kassn.Topics))
+	seen := map[Task]bool{}
 	for _, t := range kassn.Topics {
 		out[t.Topic] = t.Partitions
+		if s := b.SubtopologyOf(t.Topic); s >= 0 {
+			for _, p := range t.Partitions {
+				if task := (Task{s, p}); !seen[task] {
+					seen[task] = true
+					assn.Active = append(assn.Active, task)
+				}
+			}
+		}
+	}
+	sortTasks(assn.Active)
+	if b.OnAssignment != nil {
+		b.OnAssignment(assn)
 	}
 	return out, nil
 }
