@@ -185,6 +185,14 @@ func (a *App) promote() error {
 	if a.loopCtx.Err() != nil {
 		return nil // closing: the tasks would only be closed again
 	}
+	// Only when the updater says a restore has finished: the updater's
+	// lock is held while it applies a batch, and the loop must not wait
+	// on that.
+	select {
+	case <-a.upd.ready:
+	default:
+		return nil
+	}
 	promoted := false
 	for _, r := range a.upd.readyToRun() {
 		r = a.upd.take(r.id)

@@ -9,11 +9,14 @@
 //     against the pass-through measured in the same run (records/s, and the
 //     ratio);
 //   - restore: how fast a store is restored from a changelog of many
-//     records (records/s).
+//     records (records/s);
+//   - warmup: how long processing pauses when an instance joins and a task
+//     with a big store moves to it, with and without warm-up, against a
+//     rebalance of a small store (see warmup.go).
 //
 // It runs on the brokers given with -brokers, or on the embedded broker.
 // -only picks the measurements (bare, passthrough, windowed, streamtable,
-// streamstream, restore).
+// streamstream, restore, warmup).
 //
 //	go run ./internal/cmd/riffle-bench -brokers 127.0.0.1:39092 -records 1000000
 package main
@@ -59,7 +62,7 @@ type config struct {
 }
 
 // measurements are the names -only takes, in the order they run.
-var measurements = []string{"bare", "passthrough", "windowed", "streamtable", "streamstream", "restore"}
+var measurements = []string{"bare", "passthrough", "windowed", "streamtable", "streamstream", "restore", "warmup"}
 
 func (c config) runs(m string) bool { return slices.Contains(c.only, m) }
 
@@ -243,6 +246,14 @@ func run(ctx context.Context, c config) error {
 	if c.runs("restore") {
 		if restore, err = restoreSpeed(ctx, c, cl, adm, "bench-restore-"+run); err != nil {
 			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if c.runs("warmup") {
+		if err := warmupJoins(ctx, c, cl, adm); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if len(c.only) == 1 {
+			return nil // no throughput measurement to tabulate
 		}
 	}
 
