@@ -421,7 +421,8 @@ type Placement struct {
 // tasks then move to even out the counts as far as they can. Then each
 // stateful task gets cfg.Standbys standby copies on other members: among
 // those under their share of copies, the ones with the most of its state
-// first, then those with the fewest copies.
+// first, then those with the fewest copies; then copies move from the
+// members with the most to those with the fewest, as far as they may.
 // members are in a stable order.
 func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Task]string, ends map[Task]int64, cfg Config) Placement {
 	ids := make([]string, len(members))
@@ -553,7 +554,44 @@ func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Ta
 			have++
 		}
 	}
+	evenCopies(p, ids, copies)
 	return p
+}
+
+// evenCopies moves standby copies from the member with the most to the
+// one with the fewest while they differ by more than one: preferring state
+// on hand can leave a member with none it may hold (copies of its own
+// tasks go elsewhere). Warm-up copies stay where they are.
+func evenCopies(p Placement, ids []string, copies map[string]int) {
+	for range len(p.Active) * 2 {
+		lo, hi := ids[0], ids[0]
+		for _, m := range ids {
+			if copies[m] < copies[lo] {
+				lo = m
+			}
+			if copies[m] > copies[hi] {
+				hi = m
+			}
+		}
+		if copies[hi]-copies[lo] <= 1 {
+			return
+		}
+		moved := false
+		for i, t := range p.Standby[hi] {
+			if p.Active[t] == lo || slices.Contains(p.Standby[lo], t) || slices.Contains(p.Warmup[hi], t) {
+				continue
+			}
+			p.Standby[hi] = slices.Delete(p.Standby[hi], i, i+1)
+			p.Standby[lo] = append(p.Standby[lo], t)
+			copies[hi]--
+			copies[lo]++
+			moved = true
+			break
+		}
+		if !moved {
+			return
+		}
+	}
 }
 
 // evenOut moves stateless tasks from the most loaded members to the least

@@ -2,6 +2,7 @@ package assign
 
 import (
 	"encoding/json"
+	"math/rand"
 	"slices"
 	"testing"
 
@@ -257,6 +258,40 @@ func TestPlaceStandbysSpreadDespiteState(t *testing.T) {
 	for _, m := range ms {
 		if len(p.Standby[m.ID]) != 2 {
 			t.Errorf("standbys %v", p.Standby)
+		}
+	}
+}
+
+// TestPlaceStandbysEvenRandom: three members, six stateful tasks, one
+// standby each, whatever state the members hold and whoever ran what: each
+// member runs two tasks and keeps two copies. (Preferring state on hand
+// once left a member with none: the copies it could hold had gone to the
+// others.)
+func TestPlaceStandbysEvenRandom(t *testing.T) {
+	tasks := tasksOf(1, 6)
+	r := rand.New(rand.NewSource(7))
+	for i := range 500 {
+		ms := members("a", "b", "c")
+		prev := map[Task]string{}
+		for _, task := range tasks {
+			for j := range ms {
+				if r.Intn(2) == 0 {
+					if ms[j].Offsets == nil {
+						ms[j].Offsets = map[Task]int64{}
+					}
+					ms[j].Offsets[task] = int64(r.Intn(3)) * 100
+				}
+			}
+			if r.Intn(3) > 0 {
+				prev[task] = ms[r.Intn(3)].ID
+			}
+		}
+		p := Place(tasks, allStateful, ms, prev, nil, Config{Standbys: 1})
+		checkCopies(t, p, tasks, ms, 1)
+		for _, m := range ms {
+			if len(p.Standby[m.ID]) != 2 {
+				t.Fatalf("case %d: standbys %v, active %v", i, p.Standby, p.Active)
+			}
 		}
 	}
 }
