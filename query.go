@@ -335,27 +335,30 @@ func (b *queryBackend) app() *App { return (*App)(b) }
 func (b *queryBackend) Self() string { return b.app().QueryAddress() }
 
 func (b *queryBackend) Store(name string) (query.StoreInfo, bool) {
-	a := b.app()
-	codec, ok := a.topo.StoreCodec(name)
-	if !ok {
-		return query.StoreInfo{}, false
+	p := b.app().stores.Load()
+	if p == nil {
+		return query.StoreInfo{}, false // not started
 	}
-	spec, _ := a.topo.Store(name)
-	info := query.StoreInfo{Name: name, Kind: spec.Kind, Codec: codec, Subtopology: -1}
+	info, ok := (*p)[name]
+	return info, ok
+}
+
+// publishStores makes the queryable stores known to queries, once the
+// topics' partition counts are. Global stores are not queryable yet.
+func (a *App) publishStores() {
+	out := map[string]query.StoreInfo{}
 	for _, st := range a.topo.SubTopologies() {
-		for _, s := range st.Stores {
-			if s.Name == name {
-				info.Subtopology = st.ID
-				if len(st.SourceTopics) > 0 {
-					info.Partitions = a.partitions[st.SourceTopics[0].Resolve(a.cfg.appID)]
-				}
+		if len(st.SourceTopics) == 0 {
+			continue
+		}
+		n := a.partitions[st.SourceTopics[0].Resolve(a.cfg.appID)]
+		for _, spec := range st.Stores {
+			if codec, ok := a.topo.StoreCodec(spec.Name); ok && n > 0 {
+				out[spec.Name] = query.StoreInfo{Name: spec.Name, Kind: spec.Kind, Codec: codec, Subtopology: st.ID, Partitions: n}
 			}
 		}
 	}
-	if info.Subtopology < 0 || info.Partitions == 0 {
-		return query.StoreInfo{}, false // a global store, or not started
-	}
-	return info, true
+	a.stores.Store(&out)
 }
 
 func (b *queryBackend) Stores() []query.StoreInfo {

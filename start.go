@@ -43,6 +43,7 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.prepareTopics(ctx); err != nil {
 		return err
 	}
+	a.publishStores()
 	// A fresh admin client: the first cached "no such topic" for the
 	// topics it just created, which would fail restores for a while.
 	a.adm.Close()
@@ -85,7 +86,12 @@ func (a *App) start(ctx context.Context) error {
 		sort.Strings(topics)
 		consume = []kgo.Opt{kgo.ConsumeTopics(topics...)}
 	}
-	opts := append([]kgo.Opt{}, base...)
+	// Heartbeats every second (Kafka's default is 3s): a cooperative move
+	// takes two rebalances, and a member learns of the second at its next
+	// heartbeat, so this bounds how long a moving task runs nowhere. The
+	// user's KafkaOptions come after, and win.
+	opts := []kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...), kgo.HeartbeatInterval(time.Second)}
+	opts = append(opts, a.cfg.kafkaOpts...)
 	opts = append(opts, consume...)
 	if id := a.cfg.instanceID; id != "" {
 		opts = append(opts, kgo.InstanceID(id))
