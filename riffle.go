@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/riffle-streams/riffle/internal/assign"
+	"github.com/riffle-streams/riffle/internal/query"
 	"github.com/riffle-streams/riffle/state"
 	"github.com/riffle-streams/riffle/topology"
 )
@@ -106,6 +107,10 @@ type App struct {
 	ioCancel context.CancelFunc
 
 	fatal atomic.Pointer[error] // set by a produce that must stop the App
+	// A commit's last step runs in the background (commitInBackground);
+	// committing is set while it does, and commit waits for it.
+	commitWG   sync.WaitGroup
+	committing atomic.Bool
 	ackMu sync.Mutex
 	acked map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
 	// The promises of produced records, made once: a method value or a
@@ -127,6 +132,7 @@ type App struct {
 
 	// Queries: local is what this instance holds, published under mu.
 	local       atomic.Pointer[map[topology.TaskID]*localCopy]
+	stores      atomic.Pointer[map[string]query.StoreInfo] // queryable, once topics are known
 	qmu         sync.RWMutex
 	advertised  string // guarded by qmu
 	server      *http.Server
@@ -257,7 +263,7 @@ func (a *App) loop(ctx context.Context) error {
 			a.reconcileStandbys(ctx)
 		}
 		if err == nil && time.Since(a.lastCommit) >= a.cfg.commitInterval {
-			err = a.commit(a.ioCtx)
+			err = a.commitInBackground()
 		}
 		if err == nil {
 			err = a.punctuate()

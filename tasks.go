@@ -617,18 +617,78 @@ func toKgoHeaders(h []topology.Header) []kgo.RecordHeader {
 // commit flushes every task's stores (cached updates are forwarded), waits
 // until the brokers have acknowledged everything produced, records each
 // store's changelog offset in it, and commits the offsets processed. An
-// input offset is thus committed only after all it caused is safe.
+// input offset is thus committed only after all it caused is safe. It
+// waits for a commit in the background to finish first, so commits reach
+// the group in order.
 func (a *App) commit(ctx context.Context) error {
+	offsets, err := a.prepareCommit(ctx)
+	if err != nil {
+		return err
+	}
+	a.commitWG.Wait()
+	return a.commitOffsets(ctx, offsets)
+}
+
+// commitInBackground is commit with the last step, the offset commit, on a
+// goroutine of its own: franz-go holds commits back while the group
+// rebalances, and the loop must go on processing the tasks it keeps
+// meanwhile. While one is under way, it does nothing: the loop calls it
+// again. A revoke's commit (commit) waits for it, so the older offsets
+// never land after the newer.
+func (a *App) commitInBackground() error {
+	if a.committing.Load() {
+		return nil
+	}
+	offsets, err := a.prepareCommit(a.ioCtx)
+	if err != nil || len(offsets) == 0 {
+		return err
+	}
+	a.committing.Store(true)
+	a.commitWG.Add(1)
+	go func() {
+		defer a.commitWG.Done()
+		defer a.committing.Store(false)
+		if err := a.commitOffsets(a.ioCtx, offsets); err != nil {
+			if isFatalCommit(err) {
+				a.setFatal(err)
+				return
+			}
+			a.log.Warn("commit failed; the next one commits these offsets", "err", err)
+		}
+	}()
+	return nil
+}
+
+// isFatalCommit reports whether a failed offset commit must stop the App:
+// not when the group was rebalancing (the offsets go with the next commit,
+// or the partitions are another member's now), nor when it can be retried.
+func isFatalCommit(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, kerr.RebalanceInProgress),
+		errors.Is(err, kerr.IllegalGeneration), errors.Is(err, kerr.UnknownMemberID),
+		errors.Is(err, kerr.FencedInstanceID):
+		return false
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return !ke.Retriable
+	}
+	return false
+}
+
+// prepareCommit does commit's first steps and returns the offsets to
+// commit.
+func (a *App) prepareCommit(ctx context.Context) (map[string]map[int32]kgo.EpochOffset, error) {
 	for _, tk := range a.tasks {
 		if err := tk.t.Flush(); err != nil {
-			return fmt.Errorf("riffle: commit: %w", err)
+			return nil, fmt.Errorf("riffle: commit: %w", err)
 		}
 	}
 	if err := a.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("riffle: commit: flush the producer: %w", err)
+		return nil, fmt.Errorf("riffle: commit: flush the producer: %w", err)
 	}
 	if err := a.fatalErr(); err != nil {
-		return err
+		return nil, err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	taskOffsets := map[string]int64{}
@@ -639,7 +699,7 @@ func (a *App) commit(ctx context.Context) error {
 			}
 			if off, ok := a.ackedOffset(s.changelog, tk.id.Partition); ok {
 				if err := s.r.Checkpoint(off); err != nil {
-					return fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
+					return nil, fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
 				}
 			}
 			if off, ok, _ := s.r.AppliedOffset(); ok {
@@ -658,6 +718,11 @@ func (a *App) commit(ctx context.Context) error {
 	}
 	a.taskOffsets.Store(&taskOffsets)
 	a.lastCommit = time.Now()
+	return offsets, nil
+}
+
+// commitOffsets commits offsets to the group and waits for the answer.
+func (a *App) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
