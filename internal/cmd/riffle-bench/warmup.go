@@ -302,6 +302,13 @@ func warmupKey(i int) []byte { return fmt.Appendf(nil, "k%07d", i) }
 // warmupRun runs one variant from scratch.
 func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, v warmupVariant) (res warmupResult, err error) {
 	res.v = v
+	// phase names what the variant was doing, for an error.
+	phase := "create the topics"
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", phase, err)
+		}
+	}()
 	appID := fmt.Sprintf("bench-warm-%s-%s", v.name, time.Now().Format("150405"))
 	in, out := appID+"-in", appID+"-out"
 	for _, t := range []string{in, out} {
@@ -319,8 +326,9 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 	}()
 
 	fmt.Printf("  producing %d keys to %s...\n", v.keys, in)
+	phase = "produce the keys"
 	if err := produce(ctx, cl, in, v.keys, 8, warmupKey, nil); err != nil {
-		return res, fmt.Errorf("produce the keys: %w", err)
+		return res, err
 	}
 
 	opts := []riffle.Option{riffle.ApplicationID(appID), riffle.BootstrapServers(c.brokers...),
@@ -331,6 +339,7 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 	if v.warmups >= 0 {
 		opts = append(opts, riffle.MaxWarmupReplicas(v.warmups))
 	}
+	phase = "instance A counts the keys"
 	a, err := startBenchApp(ctx, "A", in, out, opts)
 	if err != nil {
 		return res, err
@@ -345,6 +354,7 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 	fmt.Printf("  A has counted %d keys in %.1fs\n", v.keys, res.fill.Seconds())
 
 	// The steady load, and the tail of the output.
+	phase = "steady load before B joins"
 	t, err := startTail(ctx, c, adm, out)
 	if err != nil {
 		return res, err
@@ -361,6 +371,7 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 
 	// B joins.
 	fmt.Println("  B joins")
+	phase = "wait for B to run a task"
 	rl := &restoreTotals{}
 	b, err := startBenchApp(ctx, "B", in, out, append(opts, riffle.OnRestore(rl)))
 	if err != nil {
@@ -383,6 +394,7 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 		res.moved = tl.observe(md, b.app.QueryAddress())
 	}
 	res.toRun = time.Since(bStart)
+	phase = "load after B runs a task"
 	if res.moved {
 		fmt.Printf("  B runs a task after %.2fs\n", res.toRun.Seconds())
 		if err := a.sleep(ctx, *warmupAfter, l, t, b); err != nil {
@@ -395,12 +407,14 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 	if md, merr := selfMetadata(ctx, a, b); merr == nil {
 		tl.observe(md, b.app.QueryAddress())
 	}
+	phase = "stop the load"
 	sent, err := l.stopAndFlush(ctx)
 	end := time.Now()
 	res.window = end.Sub(bStart)
 	if err != nil {
-		return res, fmt.Errorf("the load: %w", err)
+		return res, err
 	}
+	phase = "read the output of the load"
 	// Every record sent makes one output record: wait for them all.
 	drain := time.Now().Add(warmupDrain)
 	for t.received.Load() < sent && time.Now().Before(drain) {
@@ -410,8 +424,9 @@ func warmupRun(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client, 
 	}
 	samples := t.stop()
 	if err := t.err(); err != nil {
-		return res, fmt.Errorf("tail %s: %w", out, err)
+		return res, fmt.Errorf("%s: %w", out, err)
 	}
+	phase = "close"
 	res.missing = max(sent-int64(len(samples)), 0)
 
 	var base, join []time.Duration
