@@ -111,8 +111,8 @@ type App struct {
 	// committing is set while it does, and commit waits for it.
 	commitWG   sync.WaitGroup
 	committing atomic.Bool
-	ackMu sync.Mutex
-	acked map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
+	ackMu      sync.Mutex
+	acked      map[string]map[int32]int64 // changelog topic -> partition -> last acked offset
 	// The promises of produced records, made once: a method value or a
 	// closure made per record would allocate per record.
 	sentPromise, loggedPromise func(*kgo.Record, error)
