@@ -88,6 +88,9 @@ type Env struct {
 	mu     sync.Mutex
 	closed bool
 	open   map[string]*pebbleStore // by store directory; nil while opening or wiping
+	// closing holds, by store directory, a channel closed once the store
+	// that was open there has closed its files: opening it again waits.
+	closing map[string]chan struct{}
 }
 
 // EnvOption configures an [Env].
@@ -144,6 +147,7 @@ func NewEnv(dir string, opts ...EnvOption) (*Env, error) {
 		cache:   pebble.NewCache(p),
 		flushAt: c.budget / 4,
 		open:    map[string]*pebbleStore{},
+		closing: map[string]chan struct{}{},
 	}
 	// Memtables are sized from the whole budget, but Pebble charges them to
 	// the block cache, so blocks and memtables together stay within P.
@@ -252,7 +256,7 @@ func (e *Env) Wipe(appID, task, store string) error {
 		return fmt.Errorf("state: store %q: wipe: the state directory is not set", store)
 	}
 	path := e.StoreDir(appID, task, store)
-	e.mu.Lock()
+	e.lockDir(path)
 	if _, ok := e.open[path]; ok {
 		e.mu.Unlock()
 		return fmt.Errorf("state: store %q in %s: wipe: the store is open", store, path)
@@ -297,7 +301,14 @@ func (e *Env) Close() error {
 			left = append(left, s)
 		}
 	}
+	var closing []chan struct{}
+	for _, ch := range e.closing {
+		closing = append(closing, ch)
+	}
 	e.mu.Unlock()
+	for _, ch := range closing {
+		<-ch // stores closed elsewhere still use the caches
+	}
 
 	slices.SortFunc(left, func(a, b *pebbleStore) int { return cmp.Compare(a.dir, b.dir) })
 	var errs []error
@@ -331,14 +342,40 @@ func (e *Env) sharedFileCache() *pebble.FileCache {
 	return e.fileCache
 }
 
-// unregister forgets s, which is closing, and releases what it had charged.
-func (e *Env) unregister(s *pebbleStore) {
+// unregister forgets s, which is closing, and releases what it had
+// charged. Until the returned func is called (once s's files are closed),
+// opening or wiping its directory waits.
+func (e *Env) unregister(s *pebbleStore) (closed func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.open[s.dir] == s {
 		delete(e.open, s.dir)
 	}
 	e.unflushed.Add(-s.charged.Swap(0))
+	ch := make(chan struct{})
+	e.closing[s.dir] = ch
+	return func() {
+		e.mu.Lock()
+		if e.closing[s.dir] == ch {
+			delete(e.closing, s.dir)
+		}
+		e.mu.Unlock()
+		close(ch)
+	}
+}
+
+// lockDir waits until no store is closing in dir, and returns with e.mu
+// held.
+func (e *Env) lockDir(dir string) {
+	for {
+		e.mu.Lock()
+		ch := e.closing[dir]
+		if ch == nil {
+			return
+		}
+		e.mu.Unlock()
+		<-ch
+	}
 }
 
 // charge adds n bytes written to s and not yet flushed. Past the limit of

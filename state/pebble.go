@@ -236,10 +236,11 @@ func (s *pebbleStore) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	s.env.unregister(s)
+	closed := s.env.unregister(s)
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	closed()
 	if err := errors.Join(errs...); err != nil {
 		return s.fail("close", err)
 	}

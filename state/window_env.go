@@ -92,7 +92,7 @@ func (e *Env) openPebbleOf(appID, task string, spec Spec) (*pebbleStore, error) 
 		return nil, fmt.Errorf("state: store %q: is persistent, but the state directory is not set", spec.Name)
 	}
 	path := e.StoreDir(appID, task, spec.Name)
-	e.mu.Lock()
+	e.lockDir(path) // a store closing there on another goroutine finishes first
 	if e.closed {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("state: store %q: open: the environment is closed", spec.Name)
