@@ -129,6 +129,10 @@ type App struct {
 	assignment    atomic.Pointer[assign.Assignment]
 	assignChanged atomic.Bool
 	handover      *replica // the restored stores of the task promote starts; under mu
+	// closing are the tasks closing in the background, under mu; closeWG
+	// counts them.
+	closing map[topology.TaskID]chan struct{}
+	closeWG sync.WaitGroup
 
 	// Queries: local is what this instance holds, published under mu.
 	local       atomic.Pointer[map[topology.TaskID]*localCopy]
@@ -163,6 +167,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		acked: map[string]map[int32]int64{},
 
 		closedOffsets: map[string]int64{},
+		closing:       map[topology.TaskID]chan struct{}{},
 		httpClient:    &http.Client{Timeout: 30 * time.Second},
 	}
 	a.sentPromise, a.loggedPromise = a.sent, a.logged
@@ -307,6 +312,7 @@ func (a *App) shutdown() error {
 		errs = append(errs, a.closeTask(id))
 	}
 	a.mu.Unlock()
+	a.closeWG.Wait() // tasks revoked earlier, closing in the background
 	if a.cl != nil {
 		a.cl.Close() // leaves the group
 	}

@@ -135,6 +135,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 // startRestoring makes the stores of a newly assigned task a restoring
 // replica: a standby copy's if there is one.
 func (a *App) startRestoring(ctx context.Context, id topology.TaskID, topics []string) error {
+	a.waitClosed(id)
 	ends, err := a.storeEnds(ctx, id)
 	if err != nil {
 		return err
@@ -282,6 +283,7 @@ func (a *App) reconcileStandbys(ctx context.Context) {
 			a.upd.setWarmup(r, warm[id])
 			continue
 		}
+		a.waitClosed(id)
 		ends, err := a.storeEnds(ctx, id)
 		if err == nil {
 			var r *replica
@@ -343,6 +345,7 @@ func (a *App) learnPositions(ctx context.Context, assigned map[string][]int32) {
 }
 
 func (a *App) newTask(id topology.TaskID) (*task, error) {
+	a.waitClosed(id)
 	rt := &taskRuntime{a: a, id: id}
 	t, err := a.topo.NewTask(id, rt)
 	if err != nil {
@@ -406,9 +409,7 @@ func (a *App) dropTasks(parts map[string][]int32) {
 		for _, p := range ps {
 			id := topology.TaskID{Subtopology: st.ID, Partition: p}
 			if _, ok := a.tasks[id]; ok {
-				if err := a.closeTask(id); err != nil {
-					a.log.Error("close task", "task", id.String(), "err", err)
-				}
+				a.closeTaskInBackground(id)
 			}
 			if r := a.upd.replica(id); r != nil && a.upd.stopRestoring(r, standby[id]) {
 				a.log.Info("task revoked while restoring", "task", id.String(), "kept as standby", standby[id])
@@ -422,13 +423,41 @@ func (a *App) dropTasks(parts map[string][]int32) {
 }
 
 func (a *App) closeTask(id topology.TaskID) error {
+	err := a.forgetTask(id).Close()
+	a.log.Info("task closed", "task", id.String())
+	return err
+}
+
+// closeTaskInBackground is closeTask with the closing of the task's
+// processors and stores on a goroutine of its own: closing a Pebble store
+// waits for its compactions, and a revoke must not hold up the tasks the
+// instance keeps. Opening the task's stores again waits for it
+// (waitClosed), and so does shutdown.
+func (a *App) closeTaskInBackground(id topology.TaskID) {
+	t := a.forgetTask(id)
+	done := make(chan struct{})
+	a.closing[id] = done
+	a.closeWG.Add(1)
+	go func() {
+		defer a.closeWG.Done()
+		defer close(done)
+		if err := t.Close(); err != nil {
+			a.log.Error("close task", "task", id.String(), "err", err)
+			return
+		}
+		a.log.Info("task closed", "task", id.String())
+	}()
+}
+
+// forgetTask removes task id and keeps what outlives it: its skip counts,
+// and what its persistent stores hold, which the balancer counts when it
+// looks for a caught-up member. It returns the task, to be closed.
+func (a *App) forgetTask(id topology.TaskID) *topology.Task {
 	tk := a.tasks[id]
 	delete(a.tasks, id)
 	for _, c := range tk.t.Skipped() {
 		a.closedSkips += c
 	}
-	// What a persistent store holds outlives the task: the balancer counts
-	// it when it looks for a caught-up member.
 	var sum int64
 	persistent := false
 	for _, s := range tk.stores {
@@ -445,9 +474,16 @@ func (a *App) closeTask(id topology.TaskID) error {
 		a.closedOffsets[id.String()] = sum
 		a.offMu.Unlock()
 	}
-	err := tk.t.Close()
-	a.log.Info("task closed", "task", id.String())
-	return err
+	return tk.t
+}
+
+// waitClosed waits until a task closing in the background has closed, so
+// that its stores can be opened again. Called under mu.
+func (a *App) waitClosed(id topology.TaskID) {
+	if ch, ok := a.closing[id]; ok {
+		<-ch
+		delete(a.closing, id)
+	}
 }
 
 // dropClosedOffsets forgets the offsets of a closed task's stores, which
