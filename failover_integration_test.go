@@ -350,31 +350,35 @@ func failover(t *testing.T, standbys int) {
 		return len(md) == 3 && copies == 6*standbys, fmt.Sprintf("%d instances, %d standby copies", len(md), copies)
 	})
 
-	// Records keep coming while node2 is killed.
-	loadCtx, stopLoad := context.WithCancel(ctx)
+	// Records keep coming while node2 is killed: 40 every 50ms.
 	var loadErr error
 	var loadWG sync.WaitGroup
-	loadWG.Add(1)
+	startLoad := func() (stop func()) {
+		loadCtx, cancel := context.WithCancel(ctx)
+		loadWG.Add(1)
+		go func() {
+			defer loadWG.Done()
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for loadCtx.Err() == nil {
+				batch := make([]string, 40)
+				for i := range batch {
+					batch[i] = all[rand.IntN(len(all))]
+				}
+				if err := produce(loadCtx, batch); err != nil && loadCtx.Err() == nil {
+					loadErr = err
+					return
+				}
+				select {
+				case <-loadCtx.Done():
+				case <-tick.C:
+				}
+			}
+		}()
+		return func() { cancel(); loadWG.Wait() }
+	}
 	var sentAtKill int64
-	go func() {
-		defer loadWG.Done()
-		tick := time.NewTicker(50 * time.Millisecond) // 800 records/s
-		defer tick.Stop()
-		for loadCtx.Err() == nil {
-			batch := make([]string, 40)
-			for i := range batch {
-				batch[i] = all[rand.IntN(len(all))]
-			}
-			if err := produce(loadCtx, batch); err != nil && loadCtx.Err() == nil {
-				loadErr = err
-				return
-			}
-			select {
-			case <-loadCtx.Done():
-			case <-tick.C:
-			}
-		}
-	}()
+	stopLoad := startLoad()
 	waitSent := func(more int64) {
 		t.Helper()
 		mu.Lock()
@@ -436,7 +440,6 @@ func failover(t *testing.T, standbys int) {
 	// have processed since its last commit.
 	waitSent(1000)
 	stopLoad()
-	loadWG.Wait()
 	if loadErr != nil {
 		t.Fatal(loadErr)
 	}
@@ -468,32 +471,11 @@ func failover(t *testing.T, standbys int) {
 	t.Logf("checked: no record lost; %d counted twice after SIGKILL (at-least-once), of %d sent under load before it", over, bound)
 
 	// A graceful stop under load: from here the counts are exact.
-	loadCtx, stopLoad = context.WithCancel(ctx)
-	loadWG.Add(1)
-	go func() {
-		defer loadWG.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for loadCtx.Err() == nil {
-			batch := make([]string, 40)
-			for i := range batch {
-				batch[i] = all[rand.IntN(len(all))]
-			}
-			if err := produce(loadCtx, batch); err != nil && loadCtx.Err() == nil {
-				loadErr = err
-				return
-			}
-			select {
-			case <-loadCtx.Done():
-			case <-tick.C:
-			}
-		}
-	}()
+	stopLoad = startLoad()
 	waitSent(500)
 	nodes[1].stop(t)
 	waitSent(500)
 	stopLoad()
-	loadWG.Wait()
 	if loadErr != nil {
 		t.Fatal(loadErr)
 	}

@@ -564,15 +564,7 @@ func Place(tasks []Task, stateful func(Task) bool, members []Member, prev map[Ta
 // tasks go elsewhere). Warm-up copies stay where they are.
 func evenCopies(p Placement, ids []string, copies map[string]int) {
 	for range len(p.Active) * 2 {
-		lo, hi := ids[0], ids[0]
-		for _, m := range ids {
-			if copies[m] < copies[lo] {
-				lo = m
-			}
-			if copies[m] > copies[hi] {
-				hi = m
-			}
-		}
+		lo, hi := extremes(ids, copies)
 		if copies[hi]-copies[lo] <= 1 {
 			return
 		}
@@ -594,6 +586,21 @@ func evenCopies(p Placement, ids []string, copies map[string]int) {
 	}
 }
 
+// extremes returns the first of ids with the fewest and the first with
+// the most, by n.
+func extremes(ids []string, n map[string]int) (lo, hi string) {
+	lo, hi = ids[0], ids[0]
+	for _, m := range ids {
+		if n[m] < n[lo] {
+			lo = m
+		}
+		if n[m] > n[hi] {
+			hi = m
+		}
+	}
+	return lo, hi
+}
+
 // evenOut moves stateless tasks from the most loaded members to the least
 // loaded, to make up for stateful tasks held back from the members that
 // warm them up.
@@ -603,15 +610,7 @@ func evenOut(active map[Task]string, tasks []Task, stateful func(Task) bool, ids
 		count[m]++
 	}
 	for {
-		lo, hi := ids[0], ids[0]
-		for _, m := range ids {
-			if count[m] < count[lo] {
-				lo = m
-			}
-			if count[m] > count[hi] {
-				hi = m
-			}
-		}
+		lo, hi := extremes(ids, count)
 		if count[hi]-count[lo] <= 1 {
 			return
 		}
