@@ -1,6 +1,7 @@
 package riffle
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -23,15 +24,11 @@ func (a *App) restore(id topology.TaskID, store, topic string, r state.Restorabl
 	if ok {
 		from = applied + 1
 	}
-	ends, err := a.adm.ListEndOffsets(ctx, topic)
+	ends, err := a.listEnds(ctx, id.Partition, topic)
 	if err != nil {
-		return fmt.Errorf("riffle: restore store %q of task %s: end of %s: %w", store, id, topic, err)
+		return fmt.Errorf("riffle: restore store %q of task %s: %w", store, id, err)
 	}
-	endOff, found := ends.Lookup(topic, id.Partition)
-	if !found || endOff.Err != nil {
-		return fmt.Errorf("riffle: restore store %q of task %s: end of %s[%d]: %v (got %v)", store, id, topic, id.Partition, endOff.Err, ends)
-	}
-	end := endOff.Offset
+	end := ends[topic]
 	if from > end {
 		return fmt.Errorf("riffle: store %q of task %s has applied offset %d of %s[%d], which ends at %d: the changelog was recreated; delete the store's directory (%s) to restore it from scratch",
 			store, id, applied, topic, id.Partition, end, a.env.StoreDir(a.cfg.appID, id.String(), store))
@@ -90,4 +87,42 @@ func (a *App) restore(id topology.TaskID, store, topic string, r state.Restorabl
 		l.RestoreEnd(id.String(), store, total, took)
 	}
 	return nil
+}
+
+// listEnds lists the end offsets of partition p of topics. A partition
+// the brokers do not know yet (a topic just created, whose metadata has not
+// reached every broker) or whose leader is moving is asked for again, for
+// up to 30s.
+func (a *App) listEnds(ctx context.Context, p int32, topics ...string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		out := map[string]int64{}
+		ends, err := a.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			for _, t := range topics {
+				e, ok := ends.Lookup(t, p)
+				switch {
+				case !ok:
+					err = fmt.Errorf("end of %s[%d]: the brokers do not know the partition yet", t, p)
+				case e.Err != nil:
+					err = fmt.Errorf("end of %s[%d]: %w", t, p, e.Err)
+				default:
+					out[t] = e.Offset
+					continue
+				}
+				break
+			}
+		} else {
+			err = fmt.Errorf("end of %v: %w", topics, err)
+		}
+		if err == nil {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

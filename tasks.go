@@ -165,19 +165,11 @@ func (a *App) storeEnds(ctx context.Context, id topology.TaskID) (map[string]int
 			topics = append(topics, topology.ChangelogFor(spec.Name).Resolve(a.cfg.appID))
 		}
 	}
-	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	ends, err := a.listEnds(ctx, id.Partition, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("riffle: restore task %s: list the ends of its changelogs: %w", id, err)
+		return nil, fmt.Errorf("riffle: restore task %s: %w", id, err)
 	}
-	out := map[string]int64{}
-	for _, t := range topics {
-		e, ok := ends.Lookup(t, id.Partition)
-		if !ok || e.Err != nil {
-			return nil, fmt.Errorf("riffle: restore task %s: end of %s[%d]: %v", id, t, id.Partition, e.Err)
-		}
-		out[t] = e.Offset
-	}
-	return out, nil
+	return ends, nil
 }
 
 // promote starts the tasks whose stores have been restored: they take the
