@@ -51,8 +51,8 @@ type replicaStore struct {
 	restored  int64 // records applied since the replica started
 }
 
-// caughtUp reports whether every store of the replica is within lag
-// records of its changelog's end.
+// lag is how many changelog records the replica's stores are behind their
+// changelogs' ends, as last heard.
 func (r *replica) lag() int64 {
 	var lag int64
 	for _, s := range r.stores {
