@@ -85,8 +85,7 @@ func (a *App) startGlobals(ctx context.Context) error {
 			}
 		}
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
-	opts = append(opts, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	opts := append(a.clientOpts("global tables"), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -94,8 +94,7 @@ type updater struct {
 }
 
 func (a *App) startUpdater() error {
-	opts := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
-	opts = append(opts, kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
+	opts := append(a.clientOpts("changelog reader"), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -41,8 +41,7 @@ func (a *App) restore(id topology.TaskID, store, topic string, r state.Restorabl
 	if l := a.cfg.restoreListener; l != nil {
 		l.RestoreStart(id.String(), store, from, end)
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
-	opts = append(opts,
+	opts := append(a.clientOpts("restore"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {id.Partition: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	cl, err := kgo.NewClient(opts...)

@@ -34,7 +34,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.env = env
 
-	base := append([]kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...)}, a.cfg.kafkaOpts...)
+	base := a.clientOpts("admin")
 	admCl, err := kgo.NewClient(base...)
 	if err != nil {
 		return fmt.Errorf("riffle: admin client: %w", err)
@@ -90,8 +90,7 @@ func (a *App) start(ctx context.Context) error {
 	// takes two rebalances, and a member learns of the second at its next
 	// heartbeat, so this bounds how long a moving task runs nowhere. The
 	// user's KafkaOptions come after, and win.
-	opts := []kgo.Opt{kgo.SeedBrokers(a.cfg.brokers...), kgo.HeartbeatInterval(time.Second)}
-	opts = append(opts, a.cfg.kafkaOpts...)
+	opts := append([]kgo.Opt{kgo.HeartbeatInterval(time.Second)}, a.clientOpts("group")...)
 	opts = append(opts, consume...)
 	if id := a.cfg.instanceID; id != "" {
 		opts = append(opts, kgo.InstanceID(id))
