@@ -21,16 +21,19 @@ func (a *App) clientOpts(role string) []kgo.Opt {
 }
 
 // kafkaLogger is a kgo.Logger over slog. franz-go's info lines (every
-// join, sync and fetch session) are debug lines here: a rebalance is
-// already logged by the App.
+// join, sync and fetch session) are debug lines here, as a rebalance is
+// already logged by the App; its debug lines (every request) are at
+// slog.LevelDebug-4.
 type kafkaLogger struct{ log *slog.Logger }
 
 // Level returns the most detailed level the App's logger shows.
 func (l kafkaLogger) Level() kgo.LogLevel {
 	ctx := context.Background()
 	switch {
-	case l.log.Enabled(ctx, slog.LevelDebug):
+	case l.log.Enabled(ctx, slog.LevelDebug-4):
 		return kgo.LogLevelDebug
+	case l.log.Enabled(ctx, slog.LevelDebug):
+		return kgo.LogLevelInfo
 	case l.log.Enabled(ctx, slog.LevelWarn):
 		return kgo.LogLevelWarn
 	case l.log.Enabled(ctx, slog.LevelError):
