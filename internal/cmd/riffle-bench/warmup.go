@@ -59,7 +59,7 @@ var (
 	warmupTimeout   = flag.Duration("warmup-timeout", 15*time.Minute, "warmup: bound on each variant, from topic creation to close")
 	warmupMoveLimit = flag.Duration("warmup-move-timeout", 3*time.Minute, "warmup: how long to wait for B to run a task before reporting that it never did")
 	warmupCommit    = flag.Duration("warmup-commit", 500*time.Millisecond, "warmup: the instances' commit interval")
-	warmupHeartbeat = flag.Duration("warmup-heartbeat", 0, "warmup: the instances' group heartbeat interval (kgo.HeartbeatInterval through riffle.KafkaOptions); 0 leaves franz-go's default, 3s")
+	warmupHeartbeat = flag.Duration("warmup-heartbeat", 0, "warmup: the instances' group heartbeat interval (kgo.HeartbeatInterval through riffle.KafkaOptions); 0 leaves the App's default, 1s")
 	warmupLogLevel  = flag.String("warmup-log", "warn", "warmup: level of the instances' logs on stderr: debug, info, warn or error")
 	warmupVariants  = flag.String("warmup-variants", "nowarmup,warmup,small", "warmup: variants to run, comma-separated: nowarmup, warmup, small, small-warmup")
 )
@@ -190,7 +190,7 @@ func warmupJoins(ctx context.Context, c config, cl *kgo.Client, adm *kadm.Client
 		return fmt.Sprintf("%.1f×", float64(num)/float64(den))
 	}
 	fmt.Println()
-	hb := "franz-go's default heartbeat (3s)"
+	hb := "the App's default heartbeat (1s)"
 	if *warmupHeartbeat > 0 {
 		hb = fmt.Sprintf("heartbeat every %v", *warmupHeartbeat)
 	}
