@@ -306,7 +306,7 @@ func (a *App) shutdown() error {
 	defer cancel()
 	a.mu.Lock()
 	if a.cl != nil && a.fatalErr() == nil {
-		errs = append(errs, a.commit(ctx))
+		errs = append(errs, a.commit(ctx, nil))
 	}
 	for id := range a.tasks {
 		errs = append(errs, a.closeTask(id))

@@ -357,7 +357,7 @@ func (a *App) subOf(topic string) *topology.SubTopology {
 	return st
 }
 
-// onRevoked commits, then closes the tasks of revoked partitions. Their
+// onRevoked commits the tasks of revoked partitions, then closes them. Their
 // stores stay on disk: if a task comes back, only the changelog's tail is
 // restored.
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -368,10 +368,30 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 		return
 	}
 	a.setState(Rebalancing)
-	if err := a.commit(a.ioCtx); err != nil {
+	// Only the revoked tasks commit, as in Kafka Streams: the tasks kept
+	// go on, and commit with the next periodic commit.
+	if err := a.commit(a.ioCtx, a.tasksOf(revoked)); err != nil {
 		a.setFatal(err)
 	}
 	a.dropTasks(revoked)
+}
+
+// tasksOf returns the running tasks that read the given partitions.
+func (a *App) tasksOf(parts map[string][]int32) map[topology.TaskID]bool {
+	ids := map[topology.TaskID]bool{}
+	for topic, ps := range parts {
+		st := a.subOf(topic)
+		if st == nil {
+			continue
+		}
+		for _, p := range ps {
+			id := topology.TaskID{Subtopology: st.ID, Partition: p}
+			if _, ok := a.tasks[id]; ok {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
 }
 
 // onLost closes the tasks of lost partitions without committing: another
@@ -642,14 +662,14 @@ func toKgoHeaders(h []topology.Header) []kgo.RecordHeader {
 	return unsafe.Slice((*kgo.RecordHeader)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
 }
 
-// commit flushes every task's stores (cached updates are forwarded), waits
-// until the brokers have acknowledged everything produced, records each
-// store's changelog offset in it, and commits the offsets processed. An
-// input offset is thus committed only after all it caused is safe. It
-// waits for a commit in the background to finish first, so commits reach
-// the group in order.
-func (a *App) commit(ctx context.Context) error {
-	offsets, err := a.prepareCommit(ctx)
+// commit flushes the stores of the given tasks (every task if only is
+// nil), waits until the brokers have acknowledged everything produced,
+// checkpoints the stores (see prepareCommit), and commits the offsets the
+// tasks processed. An input offset is thus committed only after all it
+// caused is safe. It waits for a commit in the background to finish
+// first, so commits reach the group in order.
+func (a *App) commit(ctx context.Context, only map[topology.TaskID]bool) error {
+	offsets, err := a.prepareCommit(ctx, only, true)
 	if err != nil {
 		return err
 	}
@@ -657,9 +677,9 @@ func (a *App) commit(ctx context.Context) error {
 	return a.commitOffsets(ctx, offsets)
 }
 
-// commitInBackground is commit with the last step, the offset commit, on a
-// goroutine of its own: franz-go holds commits back while the group
-// rebalances, and the loop must go on processing the tasks it keeps
+// commitInBackground commits every task, with the last step, the offset
+// commit, on a goroutine of its own: franz-go holds commits back while the
+// group rebalances, and the loop must go on processing the tasks it keeps
 // meanwhile. While one is under way, it does nothing: the loop calls it
 // again. A revoke's commit (commit) waits for it, so the older offsets
 // never land after the newer.
@@ -667,7 +687,7 @@ func (a *App) commitInBackground() error {
 	if a.committing.Load() {
 		return nil
 	}
-	offsets, err := a.prepareCommit(a.ioCtx)
+	offsets, err := a.prepareCommit(a.ioCtx, nil, false)
 	if err != nil || len(offsets) == 0 {
 		return err
 	}
@@ -704,10 +724,24 @@ func isFatalCommit(err error) bool {
 	return false
 }
 
-// prepareCommit does commit's first steps and returns the offsets to
-// commit.
-func (a *App) prepareCommit(ctx context.Context) (map[string]map[int32]kgo.EpochOffset, error) {
+// checkpointEvery is how many changelog records a store may take between
+// two checkpoints in a periodic commit, as Kafka Streams does
+// (StateManagerUtil's 10,000). A checkpoint flushes the store's memtable,
+// which costs hundreds of milliseconds on a big store: doing it at every
+// commit made the tail latency of the whole instance. A store whose
+// checkpoint lags restores the changelog from it after a crash; putting the
+// same records again is harmless.
+const checkpointEvery = 10_000
+
+// prepareCommit does commit's first steps for the given tasks (all if only
+// is nil) and returns the offsets to commit. A store is checkpointed when
+// force is set (its task is leaving, or the App is closing), or when it has
+// taken checkpointEvery changelog records since its last checkpoint.
+func (a *App) prepareCommit(ctx context.Context, only map[topology.TaskID]bool, force bool) (map[string]map[int32]kgo.EpochOffset, error) {
 	for _, tk := range a.tasks {
+		if only != nil && !only[tk.id] {
+			continue
+		}
 		if err := tk.t.Flush(); err != nil {
 			return nil, fmt.Errorf("riffle: commit: %w", err)
 		}
@@ -721,17 +755,26 @@ func (a *App) prepareCommit(ctx context.Context) (map[string]map[int32]kgo.Epoch
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	taskOffsets := map[string]int64{}
 	for _, tk := range a.tasks {
+		if only != nil && !only[tk.id] {
+			continue
+		}
 		for _, s := range tk.stores {
 			if s.changelog == "" {
 				continue
 			}
-			if off, ok := a.ackedOffset(s.changelog, tk.id.Partition); ok {
-				if err := s.r.Checkpoint(off); err != nil {
-					return nil, fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
+			pos, known, _ := s.r.AppliedOffset()
+			if off, ok := a.ackedOffset(s.changelog, tk.id.Partition); ok && (!known || off > pos) {
+				if force || !known || off-pos >= checkpointEvery {
+					if err := s.r.Checkpoint(off); err != nil {
+						return nil, fmt.Errorf("riffle: commit: checkpoint store %q of task %s: %w", s.name, tk.id, err)
+					}
 				}
+				// The store holds it, checkpointed or not: the balancer
+				// counts it.
+				pos, known = off, true
 			}
-			if off, ok, _ := s.r.AppliedOffset(); ok {
-				taskOffsets[tk.id.String()] += off + 1
+			if known {
+				taskOffsets[tk.id.String()] += pos + 1
 			}
 		}
 		for _, q := range tk.queues {
@@ -744,8 +787,10 @@ func (a *App) prepareCommit(ctx context.Context) (map[string]map[int32]kgo.Epoch
 			offsets[q.topic][q.part] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
 		}
 	}
-	a.taskOffsets.Store(&taskOffsets)
-	a.lastCommit = time.Now()
+	if only == nil {
+		a.taskOffsets.Store(&taskOffsets)
+		a.lastCommit = time.Now()
+	}
 	return offsets, nil
 }
 
