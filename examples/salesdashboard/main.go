@@ -71,6 +71,10 @@ type options struct {
 	logLevel   slog.Level
 	// commitInterval is how often the app commits.
 	commitInterval time.Duration
+	// sessionTimeout is the group session timeout: how long the group
+	// waits for a dead instance before moving its tasks. 0 leaves
+	// Kafka's default, 45s.
+	sessionTimeout time.Duration
 }
 
 func main() {
@@ -85,6 +89,7 @@ func main() {
 	flag.Float64Var(&o.gen.Rate, "rate", 50, "generated orders per second, on average")
 	flag.Float64Var(&o.gen.Malformed, "malformed", 0.002, "fraction of generated orders that are malformed")
 	flag.Uint64Var(&o.gen.Seed, "seed", 0, "seed of the generator (default: from the clock)")
+	flag.DurationVar(&o.sessionTimeout, "session-timeout", 0, "group session timeout: how long the others wait for a dead instance before taking its work over (default: Kafka's, 45s)")
 	level := flag.String("log", "warn", "log level: debug, info, warn or error")
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
@@ -160,7 +165,11 @@ func run(ctx context.Context, o options, out io.Writer, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	app, err := newApp(o.appID, brokers, stateDir, adv, o.commitInterval, log)
+	var extra []riffle.Option
+	if o.sessionTimeout > 0 {
+		extra = append(extra, riffle.KafkaOptions(kgo.SessionTimeout(o.sessionTimeout)))
+	}
+	app, err := newApp(o.appID, brokers, stateDir, adv, o.commitInterval, log, extra...)
 	if err != nil {
 		return err
 	}
@@ -221,20 +230,22 @@ func run(ctx context.Context, o options, out io.Writer, log *slog.Logger) error 
 
 // newApp returns the dashboard's App: orders it cannot read go to the
 // dead-letter topic, and it answers queries on the page's server, which
-// other instances reach at adv.
-func newApp(appID string, brokers []string, stateDir, adv string, commit time.Duration, log *slog.Logger) (*riffle.App, error) {
+// other instances reach at adv. extra options come last.
+func newApp(appID string, brokers []string, stateDir, adv string, commit time.Duration, log *slog.Logger, extra ...riffle.Option) (*riffle.App, error) {
 	topo, err := Topology()
 	if err != nil {
 		return nil, fmt.Errorf("build the topology: %w", err)
 	}
-	app, err := riffle.New(topo,
+	opts := append([]riffle.Option{
 		riffle.ApplicationID(appID),
 		riffle.BootstrapServers(brokers...),
 		riffle.StateDir(stateDir),
 		riffle.CommitInterval(commit),
 		riffle.OnDecodeError(riffle.DeadLetter(DeadLetterTopic)),
 		riffle.AdvertisedAddress(adv),
-		riffle.Logger(log))
+		riffle.Logger(log),
+	}, extra...)
+	app, err := riffle.New(topo, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("make the app: %w", err)
 	}
