@@ -16,7 +16,7 @@
 //
 // It runs on the brokers given with -brokers, or on the embedded broker.
 // -only picks the measurements (bare, passthrough, windowed, streamtable,
-// streamstream, restore, warmup).
+// streamstream, restore, warmup, dashboard; see dashboard.go).
 //
 //	go run ./internal/cmd/riffle-bench -brokers 127.0.0.1:39092 -records 1000000
 package main
@@ -62,7 +62,7 @@ type config struct {
 }
 
 // measurements are the names -only takes, in the order they run.
-var measurements = []string{"bare", "passthrough", "windowed", "streamtable", "streamstream", "restore", "warmup"}
+var measurements = []string{"bare", "passthrough", "windowed", "streamtable", "streamstream", "restore", "warmup", "dashboard"}
 
 func (c config) runs(m string) bool { return slices.Contains(c.only, m) }
 
@@ -254,6 +254,14 @@ func run(ctx context.Context, c config) error {
 		}
 		if len(c.only) == 1 {
 			return nil // no throughput measurement to tabulate
+		}
+	}
+	if c.runs("dashboard") {
+		if err := dashboardBench(ctx, c, adm); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		if len(c.only) == 1 {
+			return nil // its tables are printed
 		}
 	}
 
