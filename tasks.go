@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strconv"
 	"time"
@@ -87,31 +88,24 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 	a.setState(Rebalancing)
 	restoring := map[topology.TaskID][]string{}
 	now := map[string][]int32{}
-	for topic, parts := range assigned {
-		st := a.subOf(topic)
-		if st == nil {
+	for topic, id := range a.partitionTasks(assigned) {
+		if tk, ok := a.tasks[id]; ok {
+			tk.queue(topic)
+			now[topic] = append(now[topic], id.Partition)
 			continue
 		}
-		for _, p := range parts {
-			id := topology.TaskID{Subtopology: st.ID, Partition: p}
-			if tk, ok := a.tasks[id]; ok {
-				tk.queue(topic)
-				now[topic] = append(now[topic], p)
-				continue
-			}
-			if hasLoggedStores(st) {
-				restoring[id] = append(restoring[id], topic)
-				continue
-			}
-			tk, err := a.newTask(id)
-			if err != nil {
-				a.setFatal(err)
-				return
-			}
-			a.tasks[id] = tk
-			tk.queue(topic)
-			now[topic] = append(now[topic], p)
+		if hasLoggedStores(a.topo.SubTopologies()[id.Subtopology]) {
+			restoring[id] = append(restoring[id], topic)
+			continue
 		}
+		tk, err := a.newTask(id)
+		if err != nil {
+			a.setFatal(err)
+			return
+		}
+		a.tasks[id] = tk
+		tk.queue(topic)
+		now[topic] = append(now[topic], id.Partition)
 	}
 	for id, topics := range restoring {
 		pause := map[string][]int32{}
@@ -315,23 +309,17 @@ func (a *App) learnPositions(ctx context.Context, assigned map[string][]int32) {
 	if err != nil {
 		a.log.Debug("fetch committed offsets of assigned partitions", "err", err)
 	}
-	for topic, parts := range assigned {
-		st := a.subOf(topic)
-		if st == nil {
+	for topic, id := range a.partitionTasks(assigned) {
+		tk := a.tasks[id]
+		if tk == nil {
 			continue
 		}
-		for _, p := range parts {
-			tk := a.tasks[topology.TaskID{Subtopology: st.ID, Partition: p}]
-			if tk == nil {
-				continue
-			}
-			q := tk.queue(topic)
-			if e, ok := ends.Lookup(topic, p); ok && e.Err == nil && q.hwm < 0 {
-				q.hwm = e.Offset
-			}
-			if c, ok := committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 && q.next < 0 {
-				q.next, q.epoch = c.At, c.LeaderEpoch
-			}
+		q := tk.queue(topic)
+		if e, ok := ends.Lookup(topic, id.Partition); ok && e.Err == nil && q.hwm < 0 {
+			q.hwm = e.Offset
+		}
+		if c, ok := committed.Lookup(topic, id.Partition); ok && c.Err == nil && c.At >= 0 && q.next < 0 {
+			q.next, q.epoch = c.At, c.LeaderEpoch
 		}
 	}
 }
@@ -376,19 +364,30 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 	a.dropTasks(revoked)
 }
 
+// partitionTasks yields each partition of parts whose topic a
+// sub-topology reads, as its topic and the task that reads it.
+func (a *App) partitionTasks(parts map[string][]int32) iter.Seq2[string, topology.TaskID] {
+	return func(yield func(string, topology.TaskID) bool) {
+		for topic, ps := range parts {
+			st := a.subOf(topic)
+			if st == nil {
+				continue
+			}
+			for _, p := range ps {
+				if !yield(topic, topology.TaskID{Subtopology: st.ID, Partition: p}) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // tasksOf returns the running tasks that read the given partitions.
 func (a *App) tasksOf(parts map[string][]int32) map[topology.TaskID]bool {
 	ids := map[topology.TaskID]bool{}
-	for topic, ps := range parts {
-		st := a.subOf(topic)
-		if st == nil {
-			continue
-		}
-		for _, p := range ps {
-			id := topology.TaskID{Subtopology: st.ID, Partition: p}
-			if _, ok := a.tasks[id]; ok {
-				ids[id] = true
-			}
+	for _, id := range a.partitionTasks(parts) {
+		if _, ok := a.tasks[id]; ok {
+			ids[id] = true
 		}
 	}
 	return ids
@@ -413,23 +412,16 @@ func (a *App) dropTasks(parts map[string][]int32) {
 			standby[topology.TaskID{Subtopology: t.Subtopology, Partition: t.Partition}] = true
 		}
 	}
-	for topic, ps := range parts {
-		st := a.subOf(topic)
-		if st == nil {
-			continue
+	for topic, id := range a.partitionTasks(parts) {
+		if _, ok := a.tasks[id]; ok {
+			a.closeTaskInBackground(id)
 		}
-		for _, p := range ps {
-			id := topology.TaskID{Subtopology: st.ID, Partition: p}
-			if _, ok := a.tasks[id]; ok {
-				a.closeTaskInBackground(id)
-			}
-			if r := a.upd.replica(id); r != nil && a.upd.stopRestoring(r, standby[id]) {
-				a.log.Info("task revoked while restoring", "task", id.String(), "kept as standby", standby[id])
-			}
-			// A partition paused while its task restored must not stay
-			// paused if it comes back.
-			a.cl.ResumeFetchPartitions(map[string][]int32{topic: {p}})
+		if r := a.upd.replica(id); r != nil && a.upd.stopRestoring(r, standby[id]) {
+			a.log.Info("task revoked while restoring", "task", id.String(), "kept as standby", standby[id])
 		}
+		// A partition paused while its task restored must not stay
+		// paused if it comes back.
+		a.cl.ResumeFetchPartitions(map[string][]int32{topic: {id.Partition}})
 	}
 	a.publishLocal()
 }

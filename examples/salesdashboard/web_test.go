@@ -217,9 +217,9 @@ func readEvents(r io.Reader) <-chan sseEvent {
 	return ch
 }
 
-// openEvents opens /api/events, returning its events and the function that
-// closes the stream (as a browser tab closing would).
-func openEvents(t *testing.T, url string) (<-chan sseEvent, func()) {
+// openStream opens /api/events and returns the response, and the function
+// that closes the stream (as a browser tab closing would).
+func openStream(t *testing.T, url string) (*http.Response, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/events", nil)
@@ -240,12 +240,22 @@ func openEvents(t *testing.T, url string) (<-chan sseEvent, func()) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q, want text/event-stream", ct)
 	}
+	return resp, func() {
+		cancel()
+		resp.Body.Close()
+	}
+}
+
+// openEvents opens /api/events, returning its events and the function that
+// closes the stream.
+func openEvents(t *testing.T, url string) (<-chan sseEvent, func()) {
+	t.Helper()
+	resp, closeStream := openStream(t, url)
 	events := readEvents(resp.Body)
 	var once sync.Once
 	return events, func() {
 		once.Do(func() {
-			cancel()
-			resp.Body.Close()
+			closeStream()
 			for range events { // let the reader finish
 			}
 		})
@@ -507,17 +517,8 @@ func TestWebEventsHeaders(t *testing.T) {
 	var f webFake
 	srv := httptest.NewServer(newWebHandler(f.read, webTestLogger(t), withEventInterval(10*time.Millisecond)))
 	defer srv.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, closeStream := openStream(t, srv.URL)
+	defer closeStream()
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q, want no-store", cc)
 	}
@@ -541,17 +542,8 @@ func TestWebEventsKeepAlive(t *testing.T) {
 	}
 	srv := httptest.NewServer(newWebHandler(src, webTestLogger(t), withKeepAlive(10*time.Millisecond)))
 	defer srv.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, closeStream := openStream(t, srv.URL)
+	defer closeStream()
 	r := bufio.NewReader(resp.Body)
 	for comments := 0; comments < 2; {
 		line, err := r.ReadString('\n')
