@@ -206,7 +206,9 @@ type pageFigures struct {
 // pageFiguresJS reads pageFigures from the page; null while the page is
 // still loading.
 const pageFiguresJS = `(() => {
-  if (!document.body || !document.getElementById('total-revenue')) return null;
+  // Page.navigate returns before the document is parsed: read nothing
+  // until every element is there.
+  if (document.readyState === 'loading' || !document.body) return null;
   const q = (id) => document.getElementById(id);
   const text = (id) => (q(id) ? q(id).textContent.trim() : '');
   const num = (v) => Number(v || 0);
