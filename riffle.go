@@ -87,8 +87,9 @@ type App struct {
 	ran   atomic.Bool
 
 	env        *state.Env
-	globals    *globals // the global stores, if any
-	cl         *kgo.Client
+	globals    *globals    // the global stores, if any
+	cl         *kgo.Client // set under mu: see start
+	clientMade func()      // a test's: called between the client's making and a.cl's setting
 	adm        *kadm.Client
 	partitions map[string]int32 // of every topic read or written, resolved
 	changelogs map[string]bool  // resolved changelog topics

@@ -131,9 +131,18 @@ func (a *App) start(ctx context.Context) error {
 		kgo.OnPartitionsLost(a.onLost),
 		kgo.RecordPartitioner(&partitioner{keyed: kgo.StickyKeyPartitioner(nil), explicit: a.changelogs}),
 	)
+	// The client joins the group as soon as it is made, and a fast join
+	// calls the rebalance callbacks before NewClient has returned. They
+	// take mu first, so holding it until the App has its client makes
+	// them wait for it.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("riffle: client: %w", err)
+	}
+	if a.clientMade != nil {
+		a.clientMade()
 	}
 	a.cl = cl
 	return nil
