@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +31,14 @@ const (
 // answers the same.
 func readDashboard(ctx context.Context, app *riffle.App, now time.Time) (Dashboard, error) {
 	return buildDashboard(ctx, appStores{app}, now)
+}
+
+// passing reports whether err is a read that failed only because a store
+// is restoring or its task is moving between instances (the query API's
+// 503): it passes without anyone acting.
+func passing(err error) bool {
+	var qe *riffle.QueryError
+	return errors.As(err, &qe) && qe.Status == http.StatusServiceUnavailable
 }
 
 // stores is how the dashboard reads the stores of the topology. Every

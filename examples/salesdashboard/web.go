@@ -240,7 +240,13 @@ func (h *webHandler) serveDashboard(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client went away; nobody to answer
 		}
-		h.log.Warn("reading the dashboard failed", "err", err)
+		// A store restoring, or a task moving between instances, is
+		// normal while instances come and go: the page retries.
+		level := slog.LevelWarn
+		if passing(err) {
+			level = slog.LevelDebug
+		}
+		h.log.Log(r.Context(), level, "reading the dashboard failed", "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		webWriteJSON(w, http.StatusServiceUnavailable, webErrorBody{Error: "figures unavailable: " + err.Error()}, h.log)
 		return

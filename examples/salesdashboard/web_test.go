@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riffle-streams/riffle"
 )
 
 // webFake is a source of figures for the web tests: each call returns a
@@ -718,4 +721,57 @@ func TestWebEventsEndOnShutdown(t *testing.T) {
 		subs, pollers := b.state()
 		return subs == 0 && pollers == 0
 	})
+}
+
+// levelRecorder is a slog handler that keeps the levels of the records
+// logged through it.
+type levelRecorder struct {
+	mu     sync.Mutex
+	levels []slog.Level
+}
+
+func (h *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.levels = append(h.levels, r.Level)
+	return nil
+}
+func (h *levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelRecorder) WithGroup(string) slog.Handler      { return h }
+
+// TestWebDashboardLogLevel checks that a read failing because a store is
+// restoring or moving (the query API's 503) is logged at debug level, as
+// it happens every time instances come and go, and any other failure as a
+// warning.
+func TestWebDashboardLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want slog.Level
+	}{
+		{"restoring", fmt.Errorf("read the regions' totals: %w", &riffle.QueryError{Status: http.StatusServiceUnavailable, Msg: "store is restoring"}), slog.LevelDebug},
+		{"bad request", fmt.Errorf("read the regions' totals: %w", &riffle.QueryError{Status: http.StatusBadRequest, Msg: "bad key"}), slog.LevelWarn},
+		{"other", errors.New("decoding failed"), slog.LevelWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec levelRecorder
+			src := func(context.Context) (Dashboard, error) { return Dashboard{}, tc.err }
+			srv := httptest.NewServer(newWebHandler(src, slog.New(&rec)))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/api/dashboard")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", resp.StatusCode)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if !slices.Equal(rec.levels, []slog.Level{tc.want}) {
+				t.Errorf("logged at %v, want once at %v", rec.levels, tc.want)
+			}
+		})
+	}
 }
