@@ -51,15 +51,19 @@ func (a *App) QueryAddress() string {
 //	GET /stores/{store}/all?limit=N&after=C     every entry, a page at a time
 //	GET /stores/{store}/windows?key=K&from=T&to=T
 //	                                            a key's windows (or sessions) in a time range
+//	GET /stores/{store}/windows?from=T&to=T&limit=N&after=C
+//	                                            every key's windows (or sessions) in a time
+//	                                            range, a page at a time (see AllWindows)
 //	GET /stores/{store}/owners?key=K            which instances run and keep the key's task
 //	GET /metadata                               every instance's tasks, their state and lag
 //
 // Keys are JSON (a string key may be given bare); values are the stores'
 // values decoded by their serdes and written as JSON; times are RFC 3339
-// or milliseconds since the epoch. Ranges and pages follow the order of
-// the keys' serialized bytes; a page's "next" is the cursor ("after") of
-// the next one. A query that reaches an instance not holding the key is
-// forwarded to the one that does. While the key's store is restoring, or
+// or milliseconds since the epoch. Ranges and pages of entries follow the
+// order of the keys' serialized bytes; pages of every key's windows that
+// of the windows' start (sessions' end), then of the keys' bytes. A page's
+// "next" is the cursor ("after") of the next one. A query that reaches an
+// instance not holding the key is forwarded to the one that does. While the key's store is restoring, or
 // its task is moving, the answer is 503 with Retry-After, unless the query
 // allows stale reads (stale=true; see AllowStale). A malformed query
 // gets 400 and an unknown store 404, each with {"error": reason}.
@@ -88,7 +92,8 @@ func queryErr(err error) error {
 	return err
 }
 
-// QueryOption modifies a query made with Get, Range or Windows.
+// QueryOption modifies a query made with Get, Range, Windows or
+// AllWindows.
 type QueryOption func(*query.Options)
 
 // AllowStale lets a query be answered by a copy that is not running: by
@@ -206,6 +211,45 @@ func Windows[K, V any](ctx context.Context, app *App, store string, key K, from,
 		out = append(out, win)
 	}
 	return out, nil
+}
+
+// KeyWindow is a window of a key, or a session, and its value, in a page
+// of every key's windows.
+type KeyWindow[K, V any] struct {
+	Key K
+	Window[V]
+}
+
+// AllWindows returns up to limit windows (1,000 at most, and if limit is
+// 0; a negative limit is an error) of every key in app's window store
+// named store whose start is in [from, to], or, of a session store, the
+// sessions that end at or after from and start at or before to, gathered
+// from every instance: Kafka Streams' fetchAll across instances. Windows
+// come in order of start, then of the keys' serialized bytes; sessions in
+// order of end, then of the keys' serialized bytes. after is "" for the
+// first page, then the next return value of the page before; next is ""
+// after the last page. V must be the type the store's values decode to.
+//
+// Pages are read at different moments: a window that changes between two
+// pages shows its value at the moment its page was read, and one that
+// appears behind the cursor meanwhile is not seen.
+func AllWindows[K, V any](ctx context.Context, app *App, store string, from, to time.Time, after string, limit int, opts ...QueryOption) (windows []KeyWindow[K, V], next string, err error) {
+	res, err := app.engine().AllWindows(ctx, store, from, to, after, limit, queryOpts(opts))
+	if err != nil {
+		return nil, "", queryErr(err)
+	}
+	windows = make([]KeyWindow[K, V], 0, len(res.Windows))
+	for _, w := range res.Windows {
+		kw := KeyWindow[K, V]{Window: Window[V]{Start: w.Start, End: w.End}}
+		if err := json.Unmarshal(w.Key, &kw.Key); err != nil {
+			return nil, "", fmt.Errorf("riffle: query %q: key %s as %T: %w", store, w.Key, kw.Key, err)
+		}
+		if err := json.Unmarshal(w.Value, &kw.Value); err != nil {
+			return nil, "", fmt.Errorf("riffle: query %q: window of key %s as %T: %w", store, w.Key, kw.Value, err)
+		}
+		windows = append(windows, kw)
+	}
+	return windows, res.Next, nil
 }
 
 // KeyOwners says which instances hold key of store: the host:port of the

@@ -1487,7 +1487,7 @@ func TestBadRequests(t *testing.T) {
 		{"all with from", "GET", "/stores/counts/all", url.Values{"from": {"k01"}}, 400},
 		{"all with to", "GET", "/stores/counts/all", url.Values{"to": {"k01"}}, 400},
 		{"windows of a key-value store", "GET", "/stores/counts/windows", url.Values{"key": {"k01"}}, 400},
-		{"windows without key", "GET", "/stores/win/windows", nil, 400},
+		{"windows with two keys", "GET", "/stores/win/windows", url.Values{"key": {"a", "b"}}, 400},
 		{"windows from > to", "GET", "/stores/win/windows", url.Values{"key": {"w"}, "from": {"2000"}, "to": {"1000"}}, 400},
 		{"session windows from > to", "GET", "/stores/sess/windows", url.Values{"key": {"s"}, "from": {t0.Format(time.RFC3339)}, "to": {t0.Add(-time.Second).Format(time.RFC3339)}}, 400},
 		{"windows bad from", "GET", "/stores/win/windows", url.Values{"key": {"w"}, "from": {"yesterday"}}, 400},

@@ -24,13 +24,20 @@ const Prefix = "/riffle/v1"
 //	GET /riffle/v1/stores/{store}/all?limit=N&after=C     every entry, a page at a time
 //	GET /riffle/v1/stores/{store}/windows?key=K&from=T&to=T
 //	                                                      a key's windows (sessions) in a time range
+//	GET /riffle/v1/stores/{store}/windows?from=T&to=T&limit=N&after=C
+//	                                                      every key's windows (sessions) in a time
+//	                                                      range, a page at a time
 //	GET /riffle/v1/stores/{store}/owners?key=K            the instances that hold a key
 //	GET /riffle/v1/metadata                               every instance's tasks, their state and lag
 //
 // Keys are JSON (a string key may also be given bare); times are RFC 3339
-// or milliseconds since the epoch. stale=true allows answers from standby
-// copies. A store that is restoring answers 503 with Retry-After, a
-// malformed request 400, an unknown store 404, each with {"error": ...}.
+// or milliseconds since the epoch. A page's "next" is the cursor ("after")
+// of the next one, "" after the last; limit is at most MaxPage. Every
+// key's windows come in order of start, then of the key's bytes; sessions
+// in order of end, then of the key's bytes (see Engine.AllWindows).
+// stale=true allows answers from standby copies. A store that is
+// restoring answers 503 with Retry-After, a malformed request 400, an
+// unknown store 404, each with {"error": ...}.
 func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Prefix+"/stores", func(w http.ResponseWriter, r *http.Request) {
@@ -63,12 +70,10 @@ func (e *Engine) Handler() http.Handler {
 				return
 			}
 			q := r.URL.Query()
-			limit := 0
-			if l := q.Get("limit"); l != "" {
-				if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
-					reply(w, nil, errorf(http.StatusBadRequest, "limit %q is not a positive number", l))
-					return
-				}
+			limit, err := parseLimit(q.Get("limit"))
+			if err != nil {
+				reply(w, nil, err)
+				return
 			}
 			from, to := q.Get("from"), q.Get("to")
 			if all && (from != "" || to != "") {
@@ -82,12 +87,17 @@ func (e *Engine) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"/stores/{store}/range", rangeOf(false))
 	mux.HandleFunc("GET "+Prefix+"/stores/{store}/all", rangeOf(true))
 	mux.HandleFunc("GET "+Prefix+"/stores/{store}/windows", func(w http.ResponseWriter, r *http.Request) {
-		o, key, err := params(r, "key")
+		q := r.URL.Query()
+		_, byKey := q["key"]
+		keyParam := ""
+		if byKey {
+			keyParam = "key"
+		}
+		o, key, err := params(r, keyParam)
 		if err != nil {
 			reply(w, nil, err)
 			return
 		}
-		q := r.URL.Query()
 		from, err := parseTime(q.Get("from"), time.UnixMilli(0))
 		if err != nil {
 			reply(w, nil, errorf(http.StatusBadRequest, "from: %v", err))
@@ -98,7 +108,21 @@ func (e *Engine) Handler() http.Handler {
 			reply(w, nil, errorf(http.StatusBadRequest, "to: %v", err))
 			return
 		}
-		res, err := e.Windows(r.Context(), r.PathValue("store"), key, from, to, o)
+		if byKey {
+			if q.Has("limit") || q.Has("after") {
+				reply(w, nil, errorf(http.StatusBadRequest, "a key's windows take no limit or after: leave out key to page through every key's"))
+				return
+			}
+			res, err := e.Windows(r.Context(), r.PathValue("store"), key, from, to, o)
+			reply(w, res, err)
+			return
+		}
+		limit, err := parseLimit(q.Get("limit"))
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		res, err := e.AllWindows(r.Context(), r.PathValue("store"), from, to, q.Get("after"), limit, o)
 		reply(w, res, err)
 	})
 	mux.HandleFunc("GET "+Prefix+"/stores/{store}/owners", func(w http.ResponseWriter, r *http.Request) {
@@ -167,6 +191,19 @@ func params(r *http.Request, key string) (Options, string, error) {
 		return o, "", errorf(http.StatusBadRequest, "give one %s", key)
 	}
 	return o, k[0], nil
+}
+
+// parseLimit reads a page's limit: a positive number, or empty for the
+// default (0).
+func parseLimit(l string) (int, error) {
+	if l == "" {
+		return 0, nil
+	}
+	limit, err := strconv.Atoi(l)
+	if err != nil || limit <= 0 {
+		return 0, errorf(http.StatusBadRequest, "limit %q is not a positive number", l)
+	}
+	return limit, nil
 }
 
 // parseTime reads RFC 3339 or milliseconds since the epoch; empty is def.

@@ -4,9 +4,10 @@
 // An Engine answers a query from this instance's copy of the store when it
 // runs the task that holds the key (or keeps a standby copy, if the query
 // allows stale reads), and otherwise forwards it over HTTP to the instance
-// that runs the task, as the group's assignment says. A range, or a read
-// of all entries, asks every instance that runs a task of the store and
-// merges their answers in key order, a page at a time. Keys and values
+// that runs the task, as the group's assignment says. A range, a read of
+// all entries, or of every key's windows, asks every instance that runs a
+// task of the store and merges their answers in the store's order (keys;
+// windows' times, then keys), a page at a time. Keys and values
 // travel as JSON, through the store's codec.
 //
 // Handler serves the same over HTTP; Go callers use the Engine's methods.
@@ -17,10 +18,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -609,6 +612,289 @@ func (e *Engine) Windows(ctx context.Context, store, key string, from, to time.T
 		return nil, errorf(http.StatusInternalServerError, "store %q of task %s is a %T", store, task, s)
 	}
 	return out, nil
+}
+
+// KeyWindow is one window of a key, or one session, in a page of every
+// key's windows.
+type KeyWindow struct {
+	Key   json.RawMessage `json:"key"`
+	Start time.Time       `json:"start"`
+	// End is the window's end: the session's for a session store, start
+	// plus the window size for a window store that declared one, and zero
+	// (left out of the JSON) otherwise.
+	End   time.Time       `json:"end,omitzero"`
+	Value json.RawMessage `json:"value"`
+	// Raw is the key's bytes, for merging; sent between instances only.
+	Raw []byte `json:"raw,omitempty"`
+}
+
+// WindowsPage is a page of every key's windows, in the order AllWindows
+// describes.
+type WindowsPage struct {
+	Windows []KeyWindow `json:"windows"`
+	// Next is the cursor of the next page, "" after the last.
+	Next string `json:"next,omitempty"`
+}
+
+// AllWindows returns a page of the windows of every key in store whose
+// start is in [from, to], or, of a session store, of the sessions that
+// overlap [from, to] (end at or after from, start at or before to),
+// gathered from every instance that runs a task of the store, after the
+// cursor after ("" for the first page), at most limit of them (MaxPage if
+// 0). Windows come in order of start, then of the key's bytes; sessions in
+// order of end, then of the key's bytes: the orders the stores keep. The
+// page's Next resumes strictly after its last window.
+//
+// A session query reads, in each task, the sessions that end at or after
+// from until it has a page of those that start by to: when to is long
+// before the newest sessions, its last page reads them all.
+func (e *Engine) AllWindows(ctx context.Context, store string, from, to time.Time, after string, limit int, o Options) (*WindowsPage, error) {
+	info, ok := e.B.Store(store)
+	if !ok {
+		return nil, errorf(http.StatusNotFound, "no queryable store %q", store)
+	}
+	if info.Kind != state.KindWindow && info.Kind != state.KindSession {
+		return nil, errorf(http.StatusBadRequest, "store %q is a %v store: it has no windows", store, info.Kind)
+	}
+	if to.Before(from) {
+		return nil, errorf(http.StatusBadRequest, "store %q: window range from %v to %v is empty", store, from, to)
+	}
+	if limit < 0 {
+		return nil, errorf(http.StatusBadRequest, "store %q: limit %d is negative", store, limit)
+	}
+	if limit == 0 || limit > MaxPage && !o.local {
+		limit = MaxPage
+	}
+	// As in Range: each instance is asked for one more than the page.
+	fetch := limit + 1
+	if o.local {
+		fetch = min(limit, MaxPage+1)
+	}
+	var cur *windowCursor
+	if after != "" {
+		c, err := decodeWindowCursor(after)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "store %q: cursor %q is not one this API gave for windows", store, after)
+		}
+		cur = &c
+	}
+	byHost := map[string][]topology.TaskID{}
+	for p := int32(0); p < info.Partitions; p++ {
+		task := topology.TaskID{Subtopology: info.Subtopology, Partition: p}
+		if o.local {
+			if slices.Contains(o.tasks, task) {
+				byHost[e.B.Self()] = append(byHost[e.B.Self()], task)
+			}
+			continue
+		}
+		_, host, err := e.routeHost(info, task, o)
+		if err != nil {
+			return nil, err
+		}
+		byHost[host] = append(byHost[host], task)
+	}
+	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
+	var all []KeyWindow
+	for host, tasks := range byHost {
+		if host == e.B.Self() {
+			ws, err := e.localWindows(info, tasks, fromMs, toMs, cur, fetch, o)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, ws...)
+			continue
+		}
+		q := url.Values{
+			"from":  {strconv.FormatInt(fromMs, 10)},
+			"to":    {strconv.FormatInt(toMs, 10)},
+			"limit": {strconv.Itoa(fetch)},
+		}
+		var names []string
+		for _, t := range tasks {
+			names = append(names, t.String())
+		}
+		q.Set("tasks", strings.Join(names, ","))
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page WindowsPage
+		if err := e.forward(ctx, host, "/stores/"+url.PathEscape(store)+"/windows", q, o, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Windows...)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		return windowCursorOf(info.Kind, all[i]).less(windowCursorOf(info.Kind, all[j]))
+	})
+	out := &WindowsPage{Windows: all}
+	if o.local {
+		out.Windows = all[:min(len(all), fetch)]
+		return out, nil
+	}
+	if len(all) > limit {
+		out.Windows = all[:limit]
+		out.Next = windowCursorOf(info.Kind, out.Windows[limit-1]).encode()
+	}
+	for i := range out.Windows {
+		out.Windows[i].Raw = nil
+	}
+	if out.Windows == nil {
+		out.Windows = []KeyWindow{}
+	}
+	return out, nil
+}
+
+// windowCursor is a place in the order of AllWindows: a window's start (a
+// session's end) and its key's bytes.
+type windowCursor struct {
+	at  int64
+	key []byte
+}
+
+// less orders cursors by time, then key bytes.
+func (c windowCursor) less(d windowCursor) bool {
+	if c.at != d.at {
+		return c.at < d.at
+	}
+	return bytes.Compare(c.key, d.key) < 0
+}
+
+// windowCursorOf is the place of w in a store of kind's order.
+func windowCursorOf(kind state.Kind, w KeyWindow) windowCursor {
+	if kind == state.KindSession {
+		return windowCursor{at: w.End.UnixMilli(), key: w.Raw}
+	}
+	return windowCursor{at: w.Start.UnixMilli(), key: w.Raw}
+}
+
+// A window cursor is "w" and, in base64, the time as 8 bytes big-endian
+// then the key's bytes: not a cursor of Range, which starts with "k".
+func (c windowCursor) encode() string {
+	b := make([]byte, 8, 8+len(c.key))
+	binary.BigEndian.PutUint64(b, uint64(c.at))
+	return "w" + base64.RawURLEncoding.EncodeToString(append(b, c.key...))
+}
+
+func decodeWindowCursor(s string) (windowCursor, error) {
+	rest, ok := strings.CutPrefix(s, "w")
+	if !ok {
+		return windowCursor{}, errors.New("not a window cursor")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return windowCursor{}, err
+	}
+	if len(b) < 8 {
+		return windowCursor{}, errors.New("window cursor too short")
+	}
+	return windowCursor{at: int64(binary.BigEndian.Uint64(b)), key: b[8:]}, nil
+}
+
+// localWindows reads, from each of this instance's copies of tasks, up to
+// limit windows (sessions) in [from, to] after cur (if set), in the
+// store's order.
+func (e *Engine) localWindows(info StoreInfo, tasks []topology.TaskID, from, to int64, cur *windowCursor, limit int, o Options) ([]KeyWindow, error) {
+	// lo is the least time of the order to read from: a window's start,
+	// or a session's end (which may be after to, for a session that
+	// started by to).
+	lo := from
+	if cur != nil {
+		lo = max(lo, cur.at)
+	}
+	size := info.Codec.WindowSize().Milliseconds()
+	var out []KeyWindow
+	for _, task := range tasks {
+		s, st, ok := e.B.Local(info.Name, task)
+		if !ok || st != Running && !o.Stale {
+			if ok && st == Restoring {
+				return nil, unavailable("store %q of task %s is restoring", info.Name, task)
+			}
+			return nil, unavailable("task %s of store %q is not running here (%s): it is moving", task, info.Name, e.B.Self())
+		}
+		// n counts the windows taken; add reports whether to go on.
+		n := 0
+		add := func(key []byte, at, start, end int64, v []byte) (bool, error) {
+			if cur != nil && at == cur.at && bytes.Compare(key, cur.key) <= 0 {
+				return true, nil // at or before the cursor
+			}
+			w := KeyWindow{Start: time.UnixMilli(start).UTC(), Raw: bytes.Clone(key)}
+			if end >= 0 {
+				w.End = time.UnixMilli(end).UTC()
+			}
+			var err error
+			if w.Key, err = encode(info.Codec.Key(key)); err == nil {
+				w.Value, err = encode(info.Codec.Value(v))
+			}
+			if err != nil {
+				return false, errorf(http.StatusInternalServerError, "store %q of task %s: %v", info.Name, task, err)
+			}
+			out = append(out, w)
+			n++
+			return n < limit, nil
+		}
+		var err error
+		switch st := s.(type) {
+		case state.WindowStore:
+			err = fetchWindows(st, lo, to, func(it state.WindowIterator) (bool, error) {
+				end := int64(-1)
+				if size > 0 {
+					end = it.Start() + size
+				}
+				return add(it.Key(), it.Start(), it.Start(), end, it.Value())
+			})
+		case state.SessionStore:
+			// In order of end; every session ending at or after lo may
+			// start by to.
+			err = fetchSessions(st, lo, func(it state.SessionIterator) (bool, error) {
+				if it.Start() > to {
+					return true, nil
+				}
+				return add(it.Key(), it.End(), it.Start(), it.End(), it.Value())
+			})
+		default:
+			return nil, errorf(http.StatusInternalServerError, "store %q of task %s is a %T", info.Name, task, s)
+		}
+		if err != nil {
+			var qe *Error
+			if errors.As(err, &qe) {
+				return nil, err
+			}
+			return nil, readFailed(info.Name, task, err)
+		}
+	}
+	return out, nil
+}
+
+// fetchWindows calls f on each window of ws with start in [from, to] until
+// f says stop.
+func fetchWindows(ws state.WindowStore, from, to int64, f func(state.WindowIterator) (bool, error)) error {
+	it, err := ws.FetchAll(from, to)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.Next() {
+		if more, err := f(it); err != nil || !more {
+			return err
+		}
+	}
+	return it.Err()
+}
+
+// fetchSessions calls f on each session of ss that ends at or after from
+// until f says stop.
+func fetchSessions(ss state.SessionStore, from int64, f func(state.SessionIterator) (bool, error)) error {
+	it, err := ss.FetchAll(from, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.Next() {
+		if more, err := f(it); err != nil || !more {
+			return err
+		}
+	}
+	return it.Err()
 }
 
 // Metadata describes every instance of the group that answers queries:
