@@ -5,7 +5,8 @@
 // record at a time and deterministically. Pipe records into input topics with
 // an [InputTopic], read what reaches output topics with an [OutputTopic],
 // move the wall clock with [Driver.AdvanceWallClock], and look inside stores
-// with [Driver.Store].
+// with [Driver.KeyValueStore], [Driver.WindowStore] and
+// [Driver.SessionStore].
 //
 // As in Kafka Streams' driver, every topic has one partition, so each
 // sub-topology runs as one task. A record written to a topic that the
@@ -496,6 +497,9 @@ func (d *Driver) store(name string) state.Store {
 
 // KeyValueStore returns the key-value store named name, to read: as code
 // outside a topology may, it cannot write.
+//
+// The driver runs one task per sub-topology, so the one task that has the
+// store holds all of it: the view shows every key.
 func (d *Driver) KeyValueStore(name string) (state.ReadOnlyKeyValueStore, error) {
 	s := d.store(name)
 	if s == nil {
@@ -506,6 +510,50 @@ func (d *Driver) KeyValueStore(name string) (state.ReadOnlyKeyValueStore, error)
 		return nil, fmt.Errorf("riffletest: store %q is a %T, not a key-value store", name, s)
 	}
 	return state.ReadOnly(kv), nil
+}
+
+// WindowStore returns the window store named name, to read: as code
+// outside a topology may, it cannot write. A windowed aggregation's store
+// is named after the operator, or by stream.Materialized; its keys are the
+// aggregation's keys encoded by its key serde, and its values the
+// aggregates encoded by its value serde (for sliding windows, after the
+// 8-byte timestamp of the window's latest record). Windows are dropped
+// once the store's retention is past, as on the App.
+//
+// As for [Driver.KeyValueStore], the one task that has the store holds all
+// of it, so the view shows every key's windows. A session store is not a
+// window store here: read it with [Driver.SessionStore].
+func (d *Driver) WindowStore(name string) (state.ReadOnlyWindowStore, error) {
+	s := d.store(name)
+	if s == nil {
+		return nil, fmt.Errorf("riffletest: the topology has no store %q", name)
+	}
+	ws, ok := s.(state.WindowStore)
+	if !ok {
+		return nil, fmt.Errorf("riffletest: store %q is a %T, not a window store", name, s)
+	}
+	return state.ReadOnlyWindow(ws), nil
+}
+
+// SessionStore returns the session store named name, to read: as code
+// outside a topology may, it cannot write. A session aggregation's store
+// is named after the operator, or by stream.Materialized; its keys are the
+// aggregation's keys encoded by its key serde, and its values the
+// aggregates encoded by its value serde. Sessions are dropped once the
+// store's retention is past their end, as on the App.
+//
+// As for [Driver.KeyValueStore], the one task that has the store holds all
+// of it, so the view shows every key's sessions.
+func (d *Driver) SessionStore(name string) (state.ReadOnlySessionStore, error) {
+	s := d.store(name)
+	if s == nil {
+		return nil, fmt.Errorf("riffletest: the topology has no store %q", name)
+	}
+	ss, ok := s.(state.SessionStore)
+	if !ok {
+		return nil, fmt.Errorf("riffletest: store %q is a %T, not a session store", name, s)
+	}
+	return state.ReadOnlySession(ss), nil
 }
 
 // ReadRaw returns, and removes, the oldest unread record written to topic.

@@ -59,8 +59,9 @@ type SessionIterator interface {
 const KindSession Kind = 3
 
 // Session declares a session store named name that keeps sessions for
-// retention after they end. By default it is persistent and logged. A
-// session store has no record cache.
+// retention after they end ([WithRetention] among opts overrides it). By
+// default it is persistent and logged. A session store has no record
+// cache.
 func Session(name string, retention time.Duration, opts ...Option) Spec {
 	s := Spec{Name: name, Kind: KindSession, Backend: PersistentBackend, Logged: true, Retention: retention}
 	for _, o := range opts {

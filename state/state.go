@@ -143,7 +143,9 @@ type Spec struct {
 	// turned off.
 	Cached bool
 	// Retention is how long a window store keeps windows (KindWindow), or
-	// a session store sessions after they end (KindSession).
+	// a session store sessions after they end (KindSession); see
+	// [WithRetention]. It must be positive for those kinds and zero for a
+	// key-value store.
 	Retention time.Duration
 }
 
@@ -163,6 +165,24 @@ func WithoutLogging() Option { return func(s *Spec) { s.Logged = false } }
 // WithoutCaching keeps the store from having a record cache: every update
 // is written, logged and forwarded as it is made.
 func WithoutCaching() Option { return func(s *Spec) { s.Cached = false } }
+
+// WithRetention sets the retention of a window or session store to d: how
+// long a window store keeps each window after its start, and a session
+// store each session after its end, counted back from the newest window
+// start (or session end) put. Older windows and sessions are dropped, a
+// segment at a time. d must be positive.
+//
+// It applies to window and session stores only: a key-value store keeps
+// its entries until they are deleted, and a key-value [Spec] given a
+// retention fails [Spec.Validate], naming the store.
+//
+// The windowed operators of package stream declare their stores with the
+// retention their windows need (for time windows, their size plus grace),
+// and take this option through stream.Materialized to keep windows longer,
+// so that past windows can still be queried or fetched. A retention
+// shorter than the windows need fails the topology's Build, naming the
+// operator and the store.
+func WithRetention(d time.Duration) Option { return func(s *Spec) { s.Retention = d } }
 
 // KeyValue declares a key-value store named name. By default it is
 // persistent, logged and cached.
@@ -184,6 +204,9 @@ func (s Spec) Validate() error {
 	}
 	switch s.Kind {
 	case KindKeyValue:
+		if s.Retention != 0 {
+			return fmt.Errorf("state: key-value store %q: retention %v: only window and session stores have a retention (a key-value store keeps entries until they are deleted)", s.Name, s.Retention)
+		}
 	case KindWindow, KindSession:
 		if s.Retention <= 0 {
 			return fmt.Errorf("state: %v store %q: retention %v must be positive", s.Kind, s.Name, s.Retention)

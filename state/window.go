@@ -73,7 +73,9 @@ func SplitWindowKey(b []byte) (key []byte, start int64, err error) {
 }
 
 // Window declares a window store named name that keeps windows for
-// retention. By default it is persistent, logged and cached.
+// retention ([WithRetention] among opts overrides it). By default it is
+// persistent and logged. Cached is set, but a window store has no record
+// cache yet: each put is written and logged as it is made.
 func Window(name string, retention time.Duration, opts ...Option) Spec {
 	s := Spec{Name: name, Kind: KindWindow, Backend: PersistentBackend, Logged: true, Cached: true, Retention: retention}
 	for _, o := range opts {

@@ -15,6 +15,17 @@ import (
 // default, the operator's name), which can be read from outside the
 // topology; opts choose how it is kept (state.InMemory,
 // state.WithoutLogging).
+//
+// For a windowed or session aggregation, and for a windowed join's
+// stores, state.WithRetention keeps windows longer than the windows need
+// (by default, a time window is kept for its size plus grace after its
+// start, a sliding window for twice its time difference plus grace, and a
+// session for its gap plus grace after its end), so that past windows can
+// still be queried. A retention shorter than the windows need
+// fails Build, naming the operator and the store. The key-value stores
+// such an operator keeps beside its window stores (for EmitFinal, or the
+// unmatched records of an outer join) take the other options but no
+// retention. On a key-value aggregation, state.WithRetention fails Build.
 func Materialized(store string, opts ...state.Option) Option {
 	return func(o *options) { o.store, o.storeOpts = store, opts }
 }

@@ -35,6 +35,10 @@ func Sessions(gap, grace time.Duration) SessionWindows {
 	return SessionWindows{Gap: gap, Grace: grace}
 }
 
+// retention is how long the store keeps a session after its end, at
+// least: until it can no longer grow, gap and grace after its end.
+func (w SessionWindows) retention() time.Duration { return w.Gap + w.Grace + time.Millisecond }
+
 func (w SessionWindows) validate() error {
 	switch {
 	case w.Gap < time.Millisecond:
@@ -149,9 +153,9 @@ func sessionAggregate[K, V, VA any](sb *SessionWindowedBy[K, V], name string, o 
 		return table.FromNode[Windowed[K], VA](b, name, nil, vs, "")
 	}
 	ks := sb.g.keys
-	// A session is kept until it can no longer grow: gap and grace after
-	// its end.
-	spec := state.Session(store, sb.w.Gap+sb.w.Grace+time.Millisecond, o.storeOpts...)
+	spec := state.Session(store, sb.w.retention(), o.storeOpts...)
+	spec = retentionAtLeast(b, fmt.Sprintf("session aggregation %q", name), spec, sb.w.retention(),
+		fmt.Sprintf("gap %v + grace %v + 1ms", sb.w.Gap, sb.w.Grace))
 	plan := planWindowed[K, V](b, name, spec.Name, o)
 	w := sb.w
 	topology.AddProcessor(b, name, func() topology.Processor[K, V, Windowed[K], table.Change[VA]] {
@@ -161,7 +165,7 @@ func sessionAggregate[K, V, VA any](sb *SessionWindowedBy[K, V], name string, o 
 	// Read through state.SessionOf, a session's value is the aggregate
 	// alone: the session's start, kept before it, is taken off there.
 	topology.Queryable(b, spec.Name, ks, vs)
-	plan.addStores(b, name, o)
+	plan.addStores(b, name, o.besideWindows())
 	return table.FromNode(b, name, SessionWindowedSerde(ks), vs, spec.Name)
 }
 

@@ -53,6 +53,10 @@ func (w SlidingWindows) retention() time.Duration {
 	return 2*w.TimeDifference + w.Grace + time.Millisecond
 }
 
+func (w SlidingWindows) retentionOf() string {
+	return fmt.Sprintf("twice the time difference %v + grace %v + 1ms, to keep the windows new ones are copied from", w.TimeDifference, w.Grace)
+}
+
 func (w SlidingWindows) validate() error {
 	switch {
 	case w.TimeDifference < time.Millisecond:

@@ -82,6 +82,11 @@ func (w JoinWindows) retention() time.Duration {
 	return max(max(w.Before, 0)+max(w.After, 0)+w.Grace, time.Millisecond)
 }
 
+// retentionOf says what retention is made of, for errors.
+func (w JoinWindows) retentionOf() string {
+	return fmt.Sprintf("max(before, 0) %v + max(after, 0) %v + grace %v, at least 1ms", max(w.Before, 0), max(w.After, 0), w.Grace)
+}
+
 // Join joins two streams on their keys, within windows of time (an inner
 // join): for every pair of a left record at t and a right record at t'
 // with equal keys and t - w.Before <= t' <= t + w.After (see
@@ -96,8 +101,9 @@ func (w JoinWindows) retention() time.Duration {
 // ones, each for max(Before, 0) + max(After, 0) + Grace. Records with the
 // same key and time are all kept. [Materialized] replaces the stores' name
 // prefix (the join's name by default) and takes options for all of them,
-// such as state.InMemory. [Named] names the join; otherwise it is named
-// "<left>-join".
+// such as state.InMemory; state.WithRetention may keep records longer, and
+// a shorter retention fails Build. [Named] names the join; otherwise it is
+// named "<left>-join".
 //
 // If a side was re-keyed upstream, it is first repartitioned through
 // "<name>-left-repartition" or "<name>-right-repartition", so that each
@@ -237,6 +243,12 @@ func windowJoin[K, V1, V2, VR any](left Stream[K, V1], right Stream[K, V2], w Jo
 	ret := w.retention()
 	this := state.Window(base+"-this", ret, o.storeOpts...)
 	other := state.Window(base+"-other", ret, o.storeOpts...)
+	// Both sides take the same options: one check, naming both stores.
+	if this.Retention < ret {
+		b.AddError(fmt.Errorf("stream: join %q: stores %q and %q: retention %v is shorter than the %v the join window needs (%s)",
+			name, this.Name, other.Name, this.Retention, ret, w.retentionOf()))
+		this.Retention, other.Retention = ret, ret
+	}
 	outer := ""
 	if kind != sjInner {
 		outer = base + "-outer"
@@ -259,7 +271,7 @@ func windowJoin[K, V1, V2, VR any](left Stream[K, V1], right Stream[K, V2], w Jo
 	b.AddStore(this, name)
 	b.AddStore(other, name)
 	if outer != "" {
-		b.AddStore(state.KeyValue(outer, o.storeOpts...), name)
+		b.AddStore(state.KeyValue(outer, o.besideWindows().storeOpts...), name)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/riffle-streams/riffle/internal/dsl"
@@ -21,8 +22,11 @@ type Windows interface {
 	// length is the window's length: its end is its start plus length.
 	length() time.Duration
 	grace() time.Duration
-	// retention is how long the store keeps a window after its start.
+	// retention is how long the store keeps a window after its start, at
+	// least: what the aggregation needs.
 	retention() time.Duration
+	// retentionOf says what retention is made of, for errors.
+	retentionOf() string
 }
 
 // TimeWindows are fixed-size windows on event time: tumbling (each record
@@ -56,6 +60,9 @@ func Hopping(size, advance, grace time.Duration) TimeWindows {
 func (w TimeWindows) length() time.Duration    { return w.Size }
 func (w TimeWindows) grace() time.Duration     { return w.Grace }
 func (w TimeWindows) retention() time.Duration { return w.Size + w.Grace }
+func (w TimeWindows) retentionOf() string {
+	return fmt.Sprintf("size %v + grace %v", w.Size, w.Grace)
+}
 
 func (w TimeWindows) validate() error {
 	switch {
@@ -216,6 +223,7 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	}
 	ks := wb.g.keys
 	spec := state.Window(store, wb.w.retention(), o.storeOpts...)
+	spec = retentionAtLeast(b, fmt.Sprintf("windowed aggregation %q", name), spec, wb.w.retention(), wb.w.retentionOf())
 	plan := planWindowed[K, V](b, name, spec.Name, o)
 	// How a query reads the store: a window's stored value is the
 	// aggregate, after the latest record's timestamp for sliding windows.
@@ -235,8 +243,32 @@ func windowedAggregateWith[K, V, VA any](wb *WindowedBy[K, V], name string, o op
 	}
 	b.AddStore(spec, name)
 	topology.Queryable(b, spec.Name, ks, vs, query...)
-	plan.addStores(b, name, o)
+	plan.addStores(b, name, o.besideWindows())
 	return table.FromNode(b, name, WindowedSerde(ks, wb.w.length()), vs, spec.Name)
+}
+
+// retentionAtLeast returns spec, the window or session store of the
+// operator op, whose windows need keeping for need (made of what
+// needParts says): spec's retention is need by default, and may be longer
+// (state.WithRetention, through Materialized), so that past windows stay
+// queryable. A shorter one is recorded as a build error naming op and the
+// store, and need is kept, so that the rest builds as usual and reports
+// only its own errors.
+func retentionAtLeast(b *topology.Builder, op string, spec state.Spec, need time.Duration, needParts string) state.Spec {
+	if spec.Retention < need {
+		b.AddError(fmt.Errorf("stream: %s: store %q: retention %v is shorter than the %v its windows need (%s)", op, spec.Name, spec.Retention, need, needParts))
+		spec.Retention = need
+	}
+	return spec
+}
+
+// besideWindows returns o for the key-value stores an operator keeps
+// beside its window stores (EmitFinal's, an outer join's): they take the
+// options of Materialized but for the retention, which only window and
+// session stores have.
+func (o options) besideWindows() options {
+	o.storeOpts = append(slices.Clip(o.storeOpts), func(s *state.Spec) { s.Retention = 0 })
+	return o
 }
 
 // windowAggregate adds each record to its time windows' aggregates, unless

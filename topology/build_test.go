@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riffle-streams/riffle/serde"
 	"github.com/riffle-streams/riffle/state"
@@ -265,5 +266,30 @@ Sub-topology 2
 	}
 	if strings.Count(m, "subgraph") != 3 || strings.Count(m, "\n  end\n") != 3 {
 		t.Errorf("Mermaid has the wrong number of sub-graphs:\n%s", m)
+	}
+}
+
+// TestRefusedStoreReportedOnce checks that a store whose spec is refused
+// is reported once, naming the processor that keeps it, and that
+// connecting it or making it queryable adds no "never declared" error.
+func TestRefusedStoreReportedOnce(t *testing.T) {
+	str := serde.String()
+	b := topology.NewBuilder()
+	topology.AddSource(b, "src", str, str, "in")
+	topology.AddProcessor(b, "p", passOf[string, string](), "src")
+	topology.AddProcessor(b, "q", passOf[string, string](), "src")
+	b.AddStore(state.KeyValue("counts", state.WithRetention(time.Hour)), "p")
+	b.ConnectStore("counts", "q")
+	topology.Queryable(b, "counts", str, str)
+	_, err := b.Build()
+	if err == nil {
+		t.Fatal("Build succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `store "counts"`) || !strings.Contains(msg, `the store of "p"`) {
+		t.Errorf("error %q does not name the store and its processor", msg)
+	}
+	if strings.Contains(msg, "never declared") || strings.Count(msg, `"counts"`) != 1 {
+		t.Errorf("error %q reports the refused store more than once", msg)
 	}
 }

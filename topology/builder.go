@@ -127,6 +127,9 @@ type Builder struct {
 	reserved map[string]bool
 	stores   map[string]*storeDef
 	order    []string // store names in declaration order
+	// refused are the stores whose spec AddStore refused: the error says
+	// why, and later uses of them add none of their own.
+	refused  map[string]bool
 	internal []InternalTopic
 	globals  map[string]*GlobalStore
 	gorder   []string
@@ -147,6 +150,7 @@ func NewBuilder() *Builder {
 		byName:   map[string]*node{},
 		reserved: map[string]bool{},
 		stores:   map[string]*storeDef{},
+		refused:  map[string]bool{},
 		globals:  map[string]*GlobalStore{},
 	}
 }
@@ -468,7 +472,11 @@ func AddRepartition[K, V any](b *Builder, name string, keys serde.Serde[K], valu
 // with ConnectStore.
 func (b *Builder) AddStore(spec state.Spec, processors ...string) {
 	if err := spec.Validate(); err != nil {
+		if len(processors) > 0 {
+			err = fmt.Errorf("%w (the store of %s)", err, strings.Join(quoteAll(processors), ", "))
+		}
 		b.AddError(fmt.Errorf("topology: %w", err))
+		b.refused[spec.Name] = true
 		return
 	}
 	if _, ok := b.stores[spec.Name]; ok {
@@ -489,6 +497,9 @@ func (b *Builder) AddStore(spec state.Spec, processors ...string) {
 func (b *Builder) ConnectStore(store string, processors ...string) {
 	sd, ok := b.stores[store]
 	if !ok {
+		if b.refused[store] {
+			return
+		}
 		b.AddError(fmt.Errorf("topology: store %q is connected to %s but was never declared", store, strings.Join(quoteAll(processors), ", ")))
 		return
 	}

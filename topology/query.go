@@ -73,6 +73,8 @@ func Queryable[K, V any](b *Builder, store string, keys serde.Serde[K], values s
 	case global:
 		b.AddError(fmt.Errorf("topology: global store %q cannot be made queryable", store))
 		return
+	case !ok && b.refused[store]:
+		return // AddStore said why
 	case !ok:
 		b.AddError(fmt.Errorf("topology: store %q is made queryable but was never declared", store))
 		return

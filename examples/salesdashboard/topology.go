@@ -174,11 +174,6 @@ func WithInitialStock(units int64) Option { return func(s *settings) { s.initial
 // the stock from above it to it or below.
 func WithLowStock(units int64) Option { return func(s *settings) { s.lowStock = units } }
 
-// retention keeps a window store's windows for d after they start: longer
-// than the windows' size plus grace, which is all a window aggregation
-// keeps by default, so that past windows can still be queried.
-func retention(d time.Duration) state.Option { return func(s *state.Spec) { s.Retention = d } }
-
 // Topology returns the sales dashboard's topology.
 //
 // Orders (customer-orders, keyed by order id) feed:
@@ -216,7 +211,7 @@ func Topology(opts ...Option) (*topology.Topology, error) {
 		stream.Named(StoreRegionTotals))
 	stream.WindowedAggregate(byRegion.WindowedBy(stream.Tumbling(Minute, Grace)),
 		func() Sales { return Sales{} }, func(_ string, o Order, s Sales) Sales { return s.add(o) },
-		stream.Named(StoreRegionMinutes), stream.Materialized(StoreRegionMinutes, retention(MinutesKept)))
+		stream.Named(StoreRegionMinutes), stream.Materialized(StoreRegionMinutes, state.WithRetention(MinutesKept)))
 
 	// Units per product: trending products and stock.
 	items := stream.FlatMap(orders, func(_ string, o Order) []topology.KeyValue[string, int64] {
