@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/riffle-streams/riffle"
@@ -51,6 +50,9 @@ type stores interface {
 	// windows returns key's windows of a window store that start in
 	// [from, to].
 	windows(ctx context.Context, store, key string, from, to time.Time) ([]riffle.Window[json.RawMessage], error)
+	// allWindows returns every key's windows of a window store that start
+	// in [from, to], in order of start, then of the keys' bytes.
+	allWindows(ctx context.Context, store string, from, to time.Time) ([]riffle.KeyWindow[string, json.RawMessage], error)
 	// get returns key's value in a key-value store; ok is false if the
 	// key is absent.
 	get(ctx context.Context, store, key string) (v json.RawMessage, ok bool, err error)
@@ -94,6 +96,22 @@ func (s appStores) rangeAll(ctx context.Context, store, from, to string) ([]entr
 
 func (s appStores) windows(ctx context.Context, store, key string, from, to time.Time) ([]riffle.Window[json.RawMessage], error) {
 	return riffle.Windows[string, json.RawMessage](ctx, s.app, store, key, from, to)
+}
+
+func (s appStores) allWindows(ctx context.Context, store string, from, to time.Time) ([]riffle.KeyWindow[string, json.RawMessage], error) {
+	var out []riffle.KeyWindow[string, json.RawMessage]
+	after := ""
+	for {
+		page, next, err := riffle.AllWindows[string, json.RawMessage](ctx, s.app, store, from, to, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		after = next
+	}
 }
 
 func (s appStores) get(ctx context.Context, store, key string) (json.RawMessage, bool, error) {
@@ -214,26 +232,23 @@ func TrendingStart(now time.Time) time.Time {
 }
 
 // readTrending returns the TopProducts products with the most units in the
-// trending window at now, most first. The window's products are one range
-// of StoreTrending: its slot.
+// trending window at now, most first: every product's window of that
+// start, listed across instances.
 func readTrending(ctx context.Context, st stores, now time.Time) ([]ProductUnits, error) {
 	start := TrendingStart(now)
-	slot := TrendingSlot(start)
-	es, err := st.rangeAll(ctx, StoreTrending, slot+"|", slot+"}")
+	ws, err := st.allWindows(ctx, StoreProductUnits, start, start)
 	if err != nil {
-		return nil, fmt.Errorf("read the trending products (store %q): %w", StoreTrending, err)
+		return nil, fmt.Errorf("read the trending products (store %q): %w", StoreProductUnits, err)
 	}
 	out := []ProductUnits{}
-	for _, e := range es {
-		var w WindowUnits
-		if err := json.Unmarshal(e.value, &w); err != nil {
-			return nil, fmt.Errorf("read the trending units of %q (store %q): %w", e.key, StoreTrending, err)
+	for _, w := range ws {
+		var units int64
+		if err := json.Unmarshal(w.Value, &units); err != nil {
+			return nil, fmt.Errorf("read the trending units of %q (store %q): %w", w.Key, StoreProductUnits, err)
 		}
-		_, product, ok := strings.Cut(e.key, "|")
-		if !ok || !w.Start.Equal(start) || w.Units <= 0 {
-			continue // an older window that had the slot
+		if units > 0 {
+			out = append(out, ProductUnits{ProductID: w.Key, Units: units})
 		}
-		out = append(out, ProductUnits{ProductID: product, Units: w.Units})
 	}
 	return topProducts(out, TopProducts), nil
 }

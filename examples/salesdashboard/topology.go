@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/riffle-streams/riffle/serde"
@@ -20,12 +19,9 @@ const (
 	StoreRegionMinutes = "region-minutes"
 	// StoreProductUnits is a window store of the units ordered of each
 	// product per hopping window (TrendingWindow long, every
-	// TrendingAdvance).
+	// TrendingAdvance). The dashboard lists every product's window of one
+	// start at once, across instances (riffle.AllWindows).
 	StoreProductUnits = "product-units"
-	// StoreTrending holds the same figures as StoreProductUnits, keyed by
-	// TrendingKey(window start, product), so that one range query lists
-	// every product of a window, whichever instance holds it.
-	StoreTrending = "trending"
 	// StoreCustomers holds each customer's CustomerStats.
 	StoreCustomers = "customers"
 	// StoreSegments holds the SegmentTotals of each segment and tier,
@@ -45,7 +41,8 @@ const (
 	// Minute is the size of the tumbling windows of region figures.
 	Minute = time.Minute
 	// MinutesKept is how long the per-minute figures are kept, and so how
-	// many minutes the dashboard can show.
+	// many minutes the dashboard can show; the trending windows are kept as
+	// long, so that the dashboard can be read as of a few minutes back.
 	MinutesKept = 16 * time.Minute
 	// TrendingWindow is the length of the window trending products are
 	// counted over.
@@ -55,11 +52,6 @@ const (
 	// Grace is how late an order may arrive and still count in its
 	// windows.
 	Grace = time.Minute
-	// TrendingSlots is how many trending windows StoreTrending keeps:
-	// window starts share a slot every TrendingSlots minutes, and a newer
-	// window replaces an older one. It must exceed the windows open at
-	// once ((TrendingWindow + Grace) / TrendingAdvance).
-	TrendingSlots = 16
 )
 
 // Inventory defaults.
@@ -123,27 +115,6 @@ type SegmentTotals struct {
 	RevenueCents int64 `json:"revenueCents"`
 }
 
-// WindowUnits is a product's units in the trending window that starts at
-// Start: a value of StoreTrending.
-type WindowUnits struct {
-	Start time.Time `json:"start"`
-	Units int64     `json:"units"`
-}
-
-// TrendingSlot returns the slot of StoreTrending that the window starting
-// at start is kept in, as two digits.
-func TrendingSlot(start time.Time) string {
-	n := start.UnixMilli() / TrendingAdvance.Milliseconds() % TrendingSlots
-	return fmt.Sprintf("%02d", n)
-}
-
-// TrendingKey is the key of StoreTrending for a product in the window that
-// starts at start: "<slot>|<product>". The keys of one slot sort together,
-// between TrendingSlot(start)+"|" and TrendingSlot(start)+"}".
-func TrendingKey(start time.Time, productID string) string {
-	return TrendingSlot(start) + "|" + productID
-}
-
 // StockUpdate is a change of a product's stock, published to
 // InventoryUpdatesTopic keyed by product.
 type StockUpdate struct {
@@ -180,8 +151,8 @@ func WithLowStock(units int64) Option { return func(s *settings) { s.lowStock = 
 //   - revenue and order count per region, in total (region-totals) and per
 //     one-minute tumbling window (region-minutes);
 //   - units per product over hopping ten-minute windows starting every
-//     minute (product-units), copied to a key-value store by window and
-//     product (trending) that the dashboard lists a window of;
+//     minute (product-units), of which the dashboard lists every
+//     product's current window;
 //   - orders and spend per customer (customers), re-grouped by segment and
 //     spend tier (segments): a customer who moves tier, or comes back, is
 //     subtracted from the old group and added to the new one;
@@ -222,10 +193,10 @@ func Topology(opts ...Option) (*topology.Topology, error) {
 		return out
 	}, stream.Named("items"), stream.WithKeySerde(serde.String()), stream.WithValueSerde(serde.Int64())).
 		Repartition(stream.Named("items-by-product"))
-	units := stream.WindowedAggregate(items.GroupByKey().WindowedBy(stream.Hopping(TrendingWindow, TrendingAdvance, Grace)),
+	stream.WindowedAggregate(items.GroupByKey().WindowedBy(stream.Hopping(TrendingWindow, TrendingAdvance, Grace)),
 		func() int64 { return 0 }, func(_ string, q, n int64) int64 { return n + q },
-		stream.Named(StoreProductUnits), stream.WithValueSerde(serde.Int64()))
-	trendingTopology(units)
+		stream.Named(StoreProductUnits), stream.WithValueSerde(serde.Int64()),
+		stream.Materialized(StoreProductUnits, state.WithRetention(MinutesKept)))
 
 	// Customers, and their segments.
 	customers := stream.Aggregate(stream.GroupBy(orders, func(_ string, o Order) string { return o.CustomerID }, stream.Named("orders-by-customer")),
@@ -246,27 +217,6 @@ func Topology(opts ...Option) (*topology.Topology, error) {
 	inventoryTopology(b, items, s)
 	rejectedTopology(b)
 	return b.Build()
-}
-
-// trendingTopology copies each update of the windowed units per product
-// into StoreTrending, keyed by window slot and product. A window store can
-// be queried only key by key, so listing every product of the current
-// window would take one query per product; the copy lets one range query
-// list them, gathered from every instance. A slot is reused every
-// TrendingSlots windows: the newer window wins, so the store stays small.
-func trendingTopology(units table.Table[stream.Windowed[string], int64]) {
-	byWindow := stream.Map(stream.ToStream(units, stream.Named("product-units-updates")),
-		func(w stream.Windowed[string], n int64) (string, WindowUnits) {
-			return TrendingKey(w.Start, w.Key), WindowUnits{Start: w.Start.UTC(), Units: n}
-		}, stream.Named("by-window"))
-	byWindow.GroupByKey(stream.Named("trending-by-window")).Reduce(func(agg, v WindowUnits) WindowUnits {
-		// Counts only grow within a window, and a newer window replaces
-		// the one whose slot it takes: keep the newest, largest.
-		if v.Start.After(agg.Start) || v.Start.Equal(agg.Start) && v.Units >= agg.Units {
-			return v
-		}
-		return agg
-	}, stream.Named(StoreTrending))
 }
 
 // inventoryTopology keeps the stock of each product and publishes its

@@ -204,6 +204,37 @@ func (s driverStores) windows(_ context.Context, store, key string, from, to tim
 	return out, it.Err()
 }
 
+func (s driverStores) allWindows(_ context.Context, store string, from, to time.Time) ([]riffle.KeyWindow[string, json.RawMessage], error) {
+	c, err := s.codec(store)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.h.d.WindowStore(store)
+	if err != nil {
+		return nil, err
+	}
+	it, err := ws.FetchAll(from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []riffle.KeyWindow[string, json.RawMessage]
+	for it.Next() {
+		k, err := c.Key(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		v, err := jsonOf(c.Value(it.Value()))
+		if err != nil {
+			return nil, err
+		}
+		start := time.UnixMilli(it.Start()).UTC()
+		out = append(out, riffle.KeyWindow[string, json.RawMessage]{Key: k.(string),
+			Window: riffle.Window[json.RawMessage]{Start: start, End: start.Add(c.WindowSize()), Value: v}})
+	}
+	return out, it.Err()
+}
+
 func (s driverStores) get(_ context.Context, store, key string) (json.RawMessage, bool, error) {
 	c, err := s.codec(store)
 	if err != nil {
@@ -736,10 +767,11 @@ func TestBadOrdersAreRejected(t *testing.T) {
 	}
 }
 
-// TestTrendingSlotsAreReused runs the shop for over an hour, so that every
-// slot of the trending store is reused several times, and checks the top
-// products of each minute's window as the store shows them at that minute.
-func TestTrendingSlotsAreReused(t *testing.T) {
+// TestTrendingOverAnHour runs the shop for over an hour, so that the
+// product windows of the first minutes have left the store, and checks the
+// top products of each minute's window as the store shows them at that
+// minute.
+func TestTrendingOverAnHour(t *testing.T) {
 	h := newHarness(t, state.InMemoryBackend)
 	m := newModel()
 	g, err := NewGenerator(GeneratorConfig{Seed: 3, Products: 40, Malformed: -1})
@@ -760,12 +792,21 @@ func TestTrendingSlotsAreReused(t *testing.T) {
 			t.Fatalf("at %v: trending\ngot  %+v\nwant %+v", now, got.Trending, want.Trending)
 		}
 	}
-	es, err := driverStores{h}.rangeAll(context.Background(), StoreTrending, "", "")
+	// Windows leave once past retention (MinutesKept), a segment of half
+	// the retention at a time.
+	ws, err := driverStores{h}.allWindows(context.Background(), StoreProductUnits, time.UnixMilli(0), at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if max := TrendingSlots * 40; len(es) > max {
-		t.Errorf("the trending store holds %d entries, more than %d slots of %d products", len(es), TrendingSlots, 40)
+	retention := MinutesKept
+	oldest := at.Truncate(TrendingAdvance).Add(-retention - retention/2 - TrendingAdvance)
+	for _, w := range ws {
+		if w.Start.Before(oldest) {
+			t.Fatalf("the product-units store still holds the window at %v of %s, before %v", w.Start, w.Key, oldest)
+		}
+	}
+	if len(ws) == 0 {
+		t.Fatal("the product-units store holds no windows")
 	}
 }
 
@@ -774,7 +815,7 @@ func TestTopologyNamesStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{StoreCustomers, StoreAlerts, StoreProductUnits, StoreRegionMinutes, StoreRegionTotals, StoreRejected, StoreSegments, StoreStock, StoreTrending}
+	want := []string{StoreCustomers, StoreAlerts, StoreProductUnits, StoreRegionMinutes, StoreRegionTotals, StoreRejected, StoreSegments, StoreStock}
 	slices.Sort(want)
 	if got := topo.QueryableStores(); !slices.Equal(got, want) {
 		t.Errorf("queryable stores %v, want %v", got, want)
