@@ -171,6 +171,37 @@ func ExampleProcess() {
 	// ann: 6
 }
 
+// ProcessValues runs the same processor, which keeps its records' keys, so
+// grouping what it forwards needs no repartition topic.
+func ExampleProcessValues() {
+	b := topology.NewBuilder()
+	b.AddStore(state.KeyValue("counts", state.InMemory()))
+	lines := stream.From[string, string](b, "in")
+	totals := stream.ProcessValues(lines,
+		func() topology.Processor[string, string, string, string] { return &wordCounter{} },
+		stream.WithStores("counts"))
+	updates := totals.GroupByKey().Count(stream.Named("updates"))
+	stream.MapValues(stream.ToStream(updates), func(n int64) string { return fmt.Sprint(n) }).To("updates")
+
+	topo, err := b.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, t := range topo.InternalTopics() {
+		fmt.Println("internal topic:", t.Name)
+	}
+	run(b, []topology.KeyValue[string, string]{
+		topology.KV("ann", "to be or not"),
+		topology.KV("bob", "hello"),
+		topology.KV("ann", "to be"),
+	}, "updates")
+	// Output:
+	// internal topic: counts-changelog
+	// internal topic: updates-changelog
+	// updates [{ann 1} {bob 1} {ann 2}]
+}
+
 func ExampleStream_Print() {
 	b := topology.NewBuilder()
 	stream.From[string, string](b, "in").Print(stream.WithLabel("in"))

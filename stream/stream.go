@@ -392,7 +392,8 @@ func FlatMapValues[K, V, V2 any](s Stream[K, V], fn func(V) []V2, opts ...Option
 
 // Process runs a Processor API processor on each record; the processors are
 // made by supplier, one per task. [WithStores] connects stores to it. It may
-// change the key, so it marks the stream for repartitioning.
+// change the key, so it marks the stream for repartitioning: use
+// [ProcessValues] for a processor that keeps keys.
 func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() topology.Processor[K, V, K2, V2], opts ...Option) Stream[K2, V2] {
 	o := collect(opts)
 	name := o.nameFor(s.b, s.node, "process")
@@ -401,6 +402,84 @@ func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() topology.Processo
 		s.b.ConnectStore(st, name)
 	}
 	return Stream[K2, V2]{b: s.b, node: name, keys: outSerde[K2](s.b, o.keySerde, s.keys, name, "key"), values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: true}
+}
+
+// ProcessValues runs a Processor API processor on each record, as Process
+// does, but keeps the records' keys, as Kafka Streams' processValues: the
+// stream is not marked for repartitioning, so a later grouping or join
+// reads it as it is. Each record the processor forwards while it processes
+// a record takes that record's key, whatever key it was given; a record
+// forwarded at any other time (from a punctuation) is an error, since it
+// has no key to keep. [WithStores] connects stores to it; [WithValueSerde]
+// sets the serde of the values it forwards.
+func ProcessValues[K, V, V2 any](s Stream[K, V], supplier func() topology.Processor[K, V, K, V2], opts ...Option) Stream[K, V2] {
+	o := collect(opts)
+	name := o.nameFor(s.b, s.node, "processvalues")
+	checkFn(s.b, name, supplier == nil)
+	topology.AddProcessor(s.b, name, func() topology.Processor[K, V, K, V2] {
+		return &processValuesProc[K, V, V2]{inner: supplier()}
+	}, s.node)
+	for _, st := range o.stores {
+		s.b.ConnectStore(st, name)
+	}
+	return Stream[K, V2]{b: s.b, node: name, keys: s.keys, values: outSerde[V2](s.b, o.valueSerde, s.values, name, "value"), rekeyed: s.rekeyed}
+}
+
+// processValuesProc runs a user's processor with a context that gives
+// every record it forwards the key of the record being processed.
+type processValuesProc[K, V, V2 any] struct {
+	inner topology.Processor[K, V, K, V2]
+	ctx   fixedKeyContext[K, V2]
+}
+
+func (p *processValuesProc[K, V, V2]) Init(ctx topology.Context[K, V2]) error {
+	if p.inner == nil {
+		return fmt.Errorf("stream: processor %q: its supplier returned nil", ctx.NodeName())
+	}
+	p.ctx.Context = ctx
+	return p.inner.Init(&p.ctx)
+}
+
+func (p *processValuesProc[K, V, V2]) Process(r topology.Record[K, V]) error {
+	p.ctx.key, p.ctx.processing = r.Key, true
+	err := p.inner.Process(r)
+	var zero K
+	p.ctx.key, p.ctx.processing = zero, false
+	return err
+}
+
+func (p *processValuesProc[K, V, V2]) Close() error {
+	if p.inner == nil {
+		return nil
+	}
+	return p.inner.Close()
+}
+
+// fixedKeyContext is the context of a ProcessValues processor.
+type fixedKeyContext[K, V any] struct {
+	topology.Context[K, V]
+	key        K // of the record being processed
+	processing bool
+}
+
+func (c *fixedKeyContext[K, V]) Forward(r topology.Record[K, V]) error {
+	if !c.processing {
+		return c.outside()
+	}
+	r.Key = c.key
+	return c.Context.Forward(r)
+}
+
+func (c *fixedKeyContext[K, V]) ForwardTo(child string, r topology.Record[K, V]) error {
+	if !c.processing {
+		return c.outside()
+	}
+	r.Key = c.key
+	return c.Context.ForwardTo(child, r)
+}
+
+func (c *fixedKeyContext[K, V]) outside() error {
+	return fmt.Errorf("stream: process-values %q: a record can be forwarded only while one is processed, whose key it keeps", c.NodeName())
 }
 
 // outSerde returns the serde of an operator's output (see dsl.OutSerde).

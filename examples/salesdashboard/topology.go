@@ -229,9 +229,10 @@ func inventoryTopology(b *topology.Builder, items stream.Stream[string, int64], 
 		Merge(restocks, stream.Named("stock-deltas"))
 	stock := stream.Aggregate(deltas.GroupByKey(), func() int64 { return s.initialStock },
 		func(_ string, d, n int64) int64 { return n + d }, stream.Named(StoreStock), stream.WithValueSerde(serde.Int64()))
-	updates := stream.Process(stream.Changes(stock, stream.Named("stock-changes")), func() topology.Processor[string, table.Change[int64], string, StockUpdate] {
+	// Keyed by product still: the alerts are grouped with no repartition.
+	updates := stream.ProcessValues(stream.Changes(stock, stream.Named("stock-changes")), func() topology.Processor[string, table.Change[int64], string, StockUpdate] {
 		return &stockUpdates{initial: s.initialStock}
-	}, stream.Named("stock-updates"), stream.WithKeySerde(serde.String()), stream.WithValueSerde(serde.JSON[StockUpdate]()))
+	}, stream.Named("stock-updates"), stream.WithValueSerde(serde.JSON[StockUpdate]()))
 	updates.To(InventoryUpdatesTopic)
 	alerts := stream.MapValues(updates.Filter(func(_ string, u StockUpdate) bool {
 		before := u.Stock - u.Change
