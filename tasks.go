@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"strconv"
 	"time"
 	"unsafe"
 
@@ -621,15 +620,9 @@ func (a *App) decodeFailed(r *kgo.Record, de *topology.DecodeError) error {
 	if p.action != deadLetterAction {
 		return nil
 	}
-	dl := &kgo.Record{
-		Topic: p.deadLetter, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
-		Headers: append(append([]kgo.RecordHeader{}, r.Headers...),
-			kgo.RecordHeader{Key: "riffle.error", Value: []byte(de.Error())},
-			kgo.RecordHeader{Key: "riffle.topic", Value: []byte(r.Topic)},
-			kgo.RecordHeader{Key: "riffle.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
-			kgo.RecordHeader{Key: "riffle.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
-		),
-	}
+	raw := topology.DeadLetter(p.deadLetter, topology.RawRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: fromKgoHeaders(r.Headers)}, de)
+	dl := &kgo.Record{Topic: raw.Topic, Key: raw.Key, Value: raw.Value, Timestamp: raw.Timestamp, Headers: toKgoHeaders(raw.Headers)}
 	a.cl.Produce(a.ioCtx, dl, func(_ *kgo.Record, err error) {
 		if err != nil {
 			a.setFatal(fmt.Errorf("riffle: write a record of %s[%d]@%d to dead-letter topic %q: %w", r.Topic, r.Partition, r.Offset, p.deadLetter, err))

@@ -65,6 +65,8 @@ type config struct {
 	start         time.Time
 	logger        *slog.Logger
 	onDecodeError func(*topology.DecodeError) error
+	deadLetter    string // the dead-letter topic, if any
+	deadLetterSet bool
 	backend       state.Backend
 	stateDir      string
 	cacheBytes    int64
@@ -93,6 +95,21 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // runtime's default handler fails the application.
 func WithDecodeErrorHandler(h func(*topology.DecodeError) error) Option {
 	return func(c *config) { c.onDecodeError = h }
+}
+
+// WithDeadLetter sends a record a source cannot decode to the dead-letter
+// topic topic, as the App's riffle.DeadLetter policy does: as it was read,
+// with the error and its origin in headers (see topology.DeadLetter). The
+// record is counted (see [Driver.SkippedRecords]) and logged, and the pipe
+// goes on. The dead-letter topic is an output topic like any other, and
+// the topology may read it. It sets the decode-error handler to skip; a
+// WithDecodeErrorHandler given after it decides first, and a record its
+// handler skips goes to the topic.
+func WithDeadLetter(topic string) Option {
+	return func(c *config) {
+		c.deadLetter, c.deadLetterSet = topic, true
+		c.onDecodeError = func(*topology.DecodeError) error { return nil }
+	}
 }
 
 // WithBackend opens every store of the topology on backend
@@ -127,6 +144,9 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	}
 	if cfg.appID == "" {
 		return nil, errors.New("riffletest: application id is empty")
+	}
+	if cfg.deadLetter == "" && cfg.deadLetterSet {
+		return nil, errors.New("riffletest: WithDeadLetter: the dead-letter topic is empty")
 	}
 	d := &Driver{
 		topo:    topo,
@@ -378,6 +398,9 @@ func (d *Driver) handle(rec *topology.RawRecord, err error) error {
 	d.skippedDecode++
 	d.cfg.logger.Warn("skipped a record that could not be decoded",
 		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "node", de.Node, "error", de.Err)
+	if d.cfg.deadLetter != "" {
+		return (*runtime)(d).Send(topology.DeadLetter(d.cfg.deadLetter, *rec, de))
+	}
 	return nil
 }
 

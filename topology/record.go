@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -62,3 +63,29 @@ type TaskID struct {
 
 // String returns the id as Kafka Streams writes it, such as "1_3".
 func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.Subtopology, id.Partition) }
+
+// The headers a dead-letter record carries besides the failed record's
+// own: why it failed and where it was read.
+const (
+	HeaderDeadLetterError     = "riffle.error"
+	HeaderDeadLetterTopic     = "riffle.topic"
+	HeaderDeadLetterPartition = "riffle.partition"
+	HeaderDeadLetterOffset    = "riffle.offset"
+)
+
+// DeadLetter returns the record to write to the dead-letter topic topic for
+// rec, which failed with err: rec's key, value, timestamp and headers, as
+// it was read, and the headers HeaderDeadLetterError (err's text),
+// HeaderDeadLetterTopic, HeaderDeadLetterPartition and
+// HeaderDeadLetterOffset. The runtime and the test driver write the same.
+func DeadLetter(topic string, rec RawRecord, err error) RawRecord {
+	headers := make([]Header, 0, len(rec.Headers)+4)
+	headers = append(headers, rec.Headers...)
+	headers = append(headers,
+		Header{Key: HeaderDeadLetterError, Value: []byte(err.Error())},
+		Header{Key: HeaderDeadLetterTopic, Value: []byte(rec.Topic)},
+		Header{Key: HeaderDeadLetterPartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
+		Header{Key: HeaderDeadLetterOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
+	)
+	return RawRecord{Topic: topic, Partition: -1, Offset: -1, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: headers}
+}

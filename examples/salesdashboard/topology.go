@@ -276,8 +276,8 @@ func (p *stockUpdates) Close() error { return nil }
 
 // Headers the App's dead-letter policy adds to a record it could not read.
 const (
-	HeaderError = "riffle.error"
-	HeaderTopic = "riffle.topic"
+	HeaderError = topology.HeaderDeadLetterError
+	HeaderTopic = topology.HeaderDeadLetterTopic
 )
 
 // rejectedTopology counts the dead-letter records by the topic they came

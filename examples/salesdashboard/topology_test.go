@@ -28,16 +28,14 @@ import (
 )
 
 // harness runs the topology in the driver. Orders the source cannot
-// decode are handed, as the App's DeadLetter policy hands them, to the
-// dead-letter topic with the riffle.error and riffle.topic headers, so the
-// rejected count is exercised (the real policy is checked on the broker,
-// in TestDashboardOnBroker).
+// decode go to the dead-letter topic, as the App's DeadLetter policy sends
+// them (riffletest.WithDeadLetter), and the topology counts them from there
+// (the App's policy is checked on the broker, in TestDashboardOnBroker).
 type harness struct {
-	t      *testing.T
-	d      *riffletest.Driver
-	topo   *topology.Topology
-	decode []*topology.DecodeError // decode errors not yet dead-lettered
-	dead   []topology.RawRecord    // what went to the dead-letter topic
+	t    *testing.T
+	d    *riffletest.Driver
+	topo *topology.Topology
+	dead []topology.RawRecord // what went to the dead-letter topic
 }
 
 func newHarness(t *testing.T, backend state.Backend, opts ...Option) *harness {
@@ -47,11 +45,7 @@ func newHarness(t *testing.T, backend state.Backend, opts ...Option) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, topo: topo}
-	d, err := riffletest.New(topo, riffletest.WithBackend(backend),
-		riffletest.WithDecodeErrorHandler(func(e *topology.DecodeError) error {
-			h.decode = append(h.decode, e)
-			return nil
-		}))
+	d, err := riffletest.New(topo, riffletest.WithBackend(backend), riffletest.WithDeadLetter(DeadLetterTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,23 +59,18 @@ func newHarness(t *testing.T, backend state.Backend, opts ...Option) *harness {
 }
 
 // pipe processes a record of topic; one that cannot be decoded goes to the
-// dead-letter topic, as DeadLetter writes it, and is processed there.
+// dead-letter topic, is processed there, and is kept in h.dead.
 func (h *harness) pipe(topic string, key, value []byte, ts time.Time) {
 	h.t.Helper()
 	if err := h.d.PipeRaw(topic, key, value, ts); err != nil {
 		h.t.Fatalf("pipe to %s: %v", topic, err)
 	}
-	for len(h.decode) > 0 {
-		de := h.decode[0]
-		h.decode = h.decode[1:]
-		rec := topology.RawRecord{Topic: DeadLetterTopic, Key: key, Value: value, Timestamp: ts, Headers: []topology.Header{
-			{Key: HeaderError, Value: []byte(de.Error())},
-			{Key: HeaderTopic, Value: []byte(de.Metadata.Topic)},
-		}}
-		h.dead = append(h.dead, rec)
-		if err := h.d.PipeRaw(rec.Topic, rec.Key, rec.Value, rec.Timestamp, rec.Headers...); err != nil {
-			h.t.Fatalf("pipe to %s: %v", DeadLetterTopic, err)
+	for {
+		rec, ok := h.d.ReadRaw(DeadLetterTopic)
+		if !ok {
+			return
 		}
+		h.dead = append(h.dead, rec)
 	}
 }
 
@@ -742,7 +731,12 @@ func TestBadOrdersAreRejected(t *testing.T) {
 		if len(h.dead) != i+1 {
 			t.Fatalf("%s: %d records went to the dead-letter topic, want %d", b.value, len(h.dead), i+1)
 		}
-		reason := string(h.dead[i].Headers[0].Value)
+		var reason string
+		for _, hd := range h.dead[i].Headers {
+			if hd.Key == HeaderError {
+				reason = string(hd.Value)
+			}
+		}
 		if !strings.Contains(reason, b.reason) || !strings.Contains(reason, OrdersTopic) {
 			t.Errorf("%s: reason %q does not say %q and name the topic", b.value, reason, b.reason)
 		}
