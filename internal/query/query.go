@@ -364,16 +364,7 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 	if info.Kind != state.KindKeyValue {
 		return nil, errorf(http.StatusBadRequest, "store %q is a %v store: fetch its windows", store, info.Kind)
 	}
-	if limit <= 0 || limit > MaxPage && !o.local {
-		limit = MaxPage
-	}
-	// Each instance is asked for one more than the page, so that a page
-	// tells whether another follows; a forwarded query asks for that
-	// already.
-	fetch := limit + 1
-	if o.local {
-		fetch = min(limit, MaxPage+1)
-	}
+	limit, fetch := pageSizes(limit, o)
 	var lo, hi []byte
 	var err error
 	if from != "" {
@@ -397,21 +388,9 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 			lo = c
 		}
 	}
-	// Which tasks each instance is to read.
-	byHost := map[string][]topology.TaskID{}
-	for p := int32(0); p < info.Partitions; p++ {
-		task := topology.TaskID{Subtopology: info.Subtopology, Partition: p}
-		if o.local {
-			if slices.Contains(o.tasks, task) {
-				byHost[e.B.Self()] = append(byHost[e.B.Self()], task)
-			}
-			continue
-		}
-		_, host, err := e.routeHost(info, task, o)
-		if err != nil {
-			return nil, err
-		}
-		byHost[host] = append(byHost[host], task)
+	byHost, err := e.readers(info, o)
+	if err != nil {
+		return nil, err
 	}
 	var all []Entry
 	for host, tasks := range byHost {
@@ -424,11 +403,7 @@ func (e *Engine) Range(ctx context.Context, store, from, to, after string, limit
 			continue
 		}
 		q := url.Values{"limit": {strconv.Itoa(fetch)}}
-		var names []string
-		for _, t := range tasks {
-			names = append(names, t.String())
-		}
-		q.Set("tasks", strings.Join(names, ","))
+		q.Set("tasks", taskList(tasks))
 		if from != "" {
 			q.Set("from", from)
 		}
@@ -492,17 +467,73 @@ func (e *Engine) routeHost(info StoreInfo, task topology.TaskID, o Options) (sta
 	return nil, host, nil
 }
 
+// pageSizes returns a page's limit (MaxPage if 0 or, but on a forwarded
+// query, above it) and how many entries to ask each instance for: one more
+// than the page, so that a page tells whether another follows; a forwarded
+// query asks for that already.
+func pageSizes(limit int, o Options) (page, fetch int) {
+	if limit <= 0 || limit > MaxPage && !o.local {
+		limit = MaxPage
+	}
+	if o.local {
+		return limit, min(limit, MaxPage+1)
+	}
+	return limit, limit + 1
+}
+
+// readers returns which tasks of the store each instance is to read for a
+// query gathered from every task: this instance's own for a forwarded
+// query, and otherwise each task where route finds it.
+func (e *Engine) readers(info StoreInfo, o Options) (map[string][]topology.TaskID, error) {
+	byHost := map[string][]topology.TaskID{}
+	for p := int32(0); p < info.Partitions; p++ {
+		task := topology.TaskID{Subtopology: info.Subtopology, Partition: p}
+		if o.local {
+			if slices.Contains(o.tasks, task) {
+				byHost[e.B.Self()] = append(byHost[e.B.Self()], task)
+			}
+			continue
+		}
+		_, host, err := e.routeHost(info, task, o)
+		if err != nil {
+			return nil, err
+		}
+		byHost[host] = append(byHost[host], task)
+	}
+	return byHost, nil
+}
+
+// taskList is the "tasks" parameter of a forwarded query.
+func taskList(tasks []topology.TaskID) string {
+	names := make([]string, len(tasks))
+	for i, t := range tasks {
+		names[i] = t.String()
+	}
+	return strings.Join(names, ",")
+}
+
+// localCopy returns this instance's copy of task's store for a query
+// gathered from many tasks: a running copy, or any copy if the query
+// allows stale reads.
+func (e *Engine) localCopy(info StoreInfo, task topology.TaskID, o Options) (state.Store, error) {
+	s, st, ok := e.B.Local(info.Name, task)
+	if !ok || st != Running && !o.Stale {
+		if ok && st == Restoring {
+			return nil, unavailable("store %q of task %s is restoring", info.Name, task)
+		}
+		return nil, unavailable("task %s of store %q is not running here (%s): it is moving", task, info.Name, e.B.Self())
+	}
+	return s, nil
+}
+
 // localRange reads up to limit entries in [lo, hi) from each of this
 // instance's copies of tasks.
 func (e *Engine) localRange(info StoreInfo, tasks []topology.TaskID, lo, hi []byte, limit int, o Options) ([]Entry, error) {
 	var out []Entry
 	for _, task := range tasks {
-		s, st, ok := e.B.Local(info.Name, task)
-		if !ok || st != Running && !o.Stale {
-			if ok && st == Restoring {
-				return nil, unavailable("store %q of task %s is restoring", info.Name, task)
-			}
-			return nil, unavailable("task %s of store %q is not running here (%s): it is moving", task, info.Name, e.B.Self())
+		s, err := e.localCopy(info, task, o)
+		if err != nil {
+			return nil, err
 		}
 		kv, ok := s.(state.ReadOnlyKeyValueStore)
 		if !ok {
@@ -662,14 +693,7 @@ func (e *Engine) AllWindows(ctx context.Context, store string, from, to time.Tim
 	if limit < 0 {
 		return nil, errorf(http.StatusBadRequest, "store %q: limit %d is negative", store, limit)
 	}
-	if limit == 0 || limit > MaxPage && !o.local {
-		limit = MaxPage
-	}
-	// As in Range: each instance is asked for one more than the page.
-	fetch := limit + 1
-	if o.local {
-		fetch = min(limit, MaxPage+1)
-	}
+	limit, fetch := pageSizes(limit, o)
 	var cur *windowCursor
 	if after != "" {
 		c, err := decodeWindowCursor(after)
@@ -678,20 +702,9 @@ func (e *Engine) AllWindows(ctx context.Context, store string, from, to time.Tim
 		}
 		cur = &c
 	}
-	byHost := map[string][]topology.TaskID{}
-	for p := int32(0); p < info.Partitions; p++ {
-		task := topology.TaskID{Subtopology: info.Subtopology, Partition: p}
-		if o.local {
-			if slices.Contains(o.tasks, task) {
-				byHost[e.B.Self()] = append(byHost[e.B.Self()], task)
-			}
-			continue
-		}
-		_, host, err := e.routeHost(info, task, o)
-		if err != nil {
-			return nil, err
-		}
-		byHost[host] = append(byHost[host], task)
+	byHost, err := e.readers(info, o)
+	if err != nil {
+		return nil, err
 	}
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
 	var all []KeyWindow
@@ -709,11 +722,7 @@ func (e *Engine) AllWindows(ctx context.Context, store string, from, to time.Tim
 			"to":    {strconv.FormatInt(toMs, 10)},
 			"limit": {strconv.Itoa(fetch)},
 		}
-		var names []string
-		for _, t := range tasks {
-			names = append(names, t.String())
-		}
-		q.Set("tasks", strings.Join(names, ","))
+		q.Set("tasks", taskList(tasks))
 		if after != "" {
 			q.Set("after", after)
 		}
@@ -804,12 +813,9 @@ func (e *Engine) localWindows(info StoreInfo, tasks []topology.TaskID, from, to 
 	size := info.Codec.WindowSize().Milliseconds()
 	var out []KeyWindow
 	for _, task := range tasks {
-		s, st, ok := e.B.Local(info.Name, task)
-		if !ok || st != Running && !o.Stale {
-			if ok && st == Restoring {
-				return nil, unavailable("store %q of task %s is restoring", info.Name, task)
-			}
-			return nil, unavailable("task %s of store %q is not running here (%s): it is moving", task, info.Name, e.B.Self())
+		s, err := e.localCopy(info, task, o)
+		if err != nil {
+			return nil, err
 		}
 		// n counts the windows taken; add reports whether to go on.
 		n := 0
@@ -832,7 +838,6 @@ func (e *Engine) localWindows(info StoreInfo, tasks []topology.TaskID, from, to 
 			n++
 			return n < limit, nil
 		}
-		var err error
 		switch st := s.(type) {
 		case state.WindowStore:
 			err = fetchWindows(st, lo, to, func(it state.WindowIterator) (bool, error) {
@@ -872,13 +877,7 @@ func fetchWindows(ws state.WindowStore, from, to int64, f func(state.WindowItera
 	if err != nil {
 		return err
 	}
-	defer it.Close()
-	for it.Next() {
-		if more, err := f(it); err != nil || !more {
-			return err
-		}
-	}
-	return it.Err()
+	return walk(it, f)
 }
 
 // fetchSessions calls f on each session of ss that ends at or after from
@@ -888,6 +887,15 @@ func fetchSessions(ss state.SessionStore, from int64, f func(state.SessionIterat
 	if err != nil {
 		return err
 	}
+	return walk(it, f)
+}
+
+// walk calls f at each step of it until f says stop, and closes it.
+func walk[I interface {
+	Next() bool
+	Err() error
+	Close() error
+}](it I, f func(I) (bool, error)) error {
 	defer it.Close()
 	for it.Next() {
 		if more, err := f(it); err != nil || !more {
