@@ -1,8 +1,6 @@
 package riffle_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,10 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
+	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,13 +44,9 @@ type nodeConfig struct {
 // writes the counts to Out, serves queries, prints its query address, and
 // runs until killed, or closes gracefully on SIGTERM.
 func TestNodeProcess(t *testing.T) {
-	raw := os.Getenv(nodeEnv)
-	if raw == "" {
-		t.Skip("the instance program of the failover tests; runs only as their child process")
-	}
 	var cfg nodeConfig
-	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-		t.Fatal(err)
+	if !itest.ChildConfig(t, nodeEnv, &cfg) {
+		t.Skip("the instance program of the failover tests; runs only as their child process")
 	}
 	b := topology.NewBuilder()
 	counts := stream.From[string, string](b, cfg.In).GroupByKey().Count(stream.Named("counts"))
@@ -91,89 +84,19 @@ func TestNodeProcess(t *testing.T) {
 
 // node is a running instance of TestNodeProcess.
 type node struct {
-	name string
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer // its stderr
-	done chan error
+	*itest.Child
+	addr string // where it serves queries
 }
+
+// nodeReady is the line TestNodeProcess prints once it serves queries.
+var nodeReady = regexp.MustCompile(`^RIFFLE_NODE_ADDR=(\S+)$`)
 
 // startNode starts an instance as a process of its own and waits until it
 // serves queries. Its log is shown if the test fails.
 func startNode(t *testing.T, name string, cfg nodeConfig) *node {
 	t.Helper()
-	raw, _ := json.Marshal(cfg)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), nodeEnv+"="+string(raw))
-	n := &node{name: name, cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = &lockedWriter{w: n.log}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "RIFFLE_NODE_ADDR="); ok {
-				addr <- a
-			}
-		}
-		n.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("log of %s:\n%s", name, n.log.String())
-		}
-	})
-	select {
-	case n.addr = <-addr:
-	case err := <-n.done:
-		t.Fatalf("%s exited before serving queries: %v\n%s", name, err, n.log.String())
-	case <-time.After(itest.Timeout()):
-		t.Fatalf("%s did not serve queries within %v", name, itest.Timeout())
-	}
-	return n
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// kill stops the node with SIGKILL: no commit, no leaving the group.
-func (n *node) kill(t *testing.T) {
-	t.Helper()
-	if err := n.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-n.done
-}
-
-// stop stops the node with SIGTERM, a graceful close, and waits for it.
-func (n *node) stop(t *testing.T) {
-	t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-n.done:
-		if err != nil {
-			t.Fatalf("%s after SIGTERM: %v\n%s", n.name, err, n.log.String())
-		}
-	case <-time.After(itest.Timeout()):
-		t.Fatalf("%s did not stop within %v of SIGTERM", n.name, itest.Timeout())
-	}
+	c, addr := itest.StartChild(t, name, "TestNodeProcess", nodeEnv, cfg, nodeReady)
+	return &node{Child: c, addr: addr}
 }
 
 // allCounts reads the whole "counts" store through host's query API, a
@@ -323,7 +246,7 @@ func failover(t *testing.T, standbys int) {
 	itest.Eventually(t, 2*itest.Timeout(), "exact counts through every node", func() (bool, string) {
 		for _, n := range nodes {
 			if ok, why := exact(n.addr, nil); !ok {
-				return false, n.name + ": " + why
+				return false, n.Name() + ": " + why
 			}
 		}
 		return true, ""
@@ -409,7 +332,7 @@ func failover(t *testing.T, standbys int) {
 	mu.Lock()
 	sentAtKill = total(sent)
 	mu.Unlock()
-	nodes[2].kill(t)
+	nodes[2].Kill(t)
 	// A key of each partition, looked up through each survivor until all
 	// answer: the takeover time. Then every key, through a scan.
 	probes := map[int32]string{} // partition -> key
@@ -430,7 +353,7 @@ func failover(t *testing.T, standbys int) {
 			for _, key := range probes {
 				var got keyAnswer
 				if err := getJSON(n.addr, "/stores/counts/get?key="+key, &got); err != nil || !got.Found {
-					return false, fmt.Sprintf("%s: %s: %v", n.name, key, err)
+					return false, fmt.Sprintf("%s: %s: %v", n.Name(), key, err)
 				}
 			}
 		}
@@ -440,10 +363,10 @@ func failover(t *testing.T, standbys int) {
 		for _, n := range nodes[:2] {
 			got, err := allCounts(n.addr)
 			if err != nil {
-				return false, n.name + ": " + err.Error()
+				return false, n.Name() + ": " + err.Error()
 			}
 			if len(got) != keys {
-				return false, fmt.Sprintf("%s: %d keys of %d", n.name, len(got), keys)
+				return false, fmt.Sprintf("%s: %d keys of %d", n.Name(), len(got), keys)
 			}
 		}
 		return true, ""
@@ -488,7 +411,7 @@ func failover(t *testing.T, standbys int) {
 	// A graceful stop under load: from here the counts are exact.
 	stopLoad = startLoad()
 	waitSent(500)
-	nodes[1].stop(t)
+	nodes[1].Stop(t)
 	waitSent(500)
 	stopLoad()
 	if loadErr != nil {

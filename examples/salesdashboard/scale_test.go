@@ -136,11 +136,11 @@ func TestScale(t *testing.T) {
 			want := s.model(len(nodes)).dashboard(time.Now())
 			got, err := s.dashboard(n)
 			if err != nil {
-				return false, n.name + ": " + err.Error()
+				return false, n.Name() + ": " + err.Error()
 			}
 			got.At, got.Alerts = want.At, want.Alerts
 			if diff := scaleDiff(got, want); diff != "" {
-				return false, n.name + ": " + diff
+				return false, n.Name() + ": " + diff
 			}
 		}
 		return true, ""
@@ -152,7 +152,7 @@ func TestScale(t *testing.T) {
 	// 2. SIGKILL under load.
 	stopLoad := s.startLoad()
 	s.waitSent(scaleBeforeKill)
-	nodes[2].kill(t)
+	nodes[2].Kill(t)
 	killedAt := time.Now()
 	atKill, loadedAtKill := s.snapshot(), s.snapshotLoaded()
 	survivors := nodes[:2]
@@ -190,7 +190,7 @@ func TestScale(t *testing.T) {
 	stopLoad = s.startLoad()
 	s.waitSent(scaleAroundStop)
 	atStop := s.snapshot()
-	nodes[1].stop(t)
+	nodes[1].Stop(t)
 	stoppedAt := time.Now()
 	last := nodes[:1]
 	itest.Eventually(t, 4*itest.Timeout(), "the last page to show the whole shop", func() (bool, string) {
@@ -209,7 +209,7 @@ func TestScale(t *testing.T) {
 	checkExact(t, d2, cust2, d3, cust3, exp3, excess)
 	t.Logf("checked: after a graceful stop under load, %d orders later, every figure moved exactly with the orders sent: the at-least-once excess of the kill did not grow (totals, regions, rejected, every customer's stats, segments)",
 		exp3.n()-exp2.n())
-	nodes[0].stop(t)
+	nodes[0].Stop(t)
 	t.Logf("took: %v to start the instances and check 1, %v for 2, %v for 3",
 		phase1.Sub(testStart).Round(time.Second), phase2.Sub(phase1).Round(time.Second), time.Since(phase2).Round(time.Second))
 }
@@ -352,10 +352,10 @@ func (s *scaleRun) wholeShop(nodes []*scaleNode, sent *shopTally) (bool, string)
 	for _, n := range nodes {
 		d, err := s.dashboard(n)
 		if err != nil {
-			return false, n.name + ": " + err.Error()
+			return false, n.Name() + ": " + err.Error()
 		}
 		if d.Instances != len(nodes) {
-			return false, fmt.Sprintf("%s: %d instances", n.name, d.Instances)
+			return false, fmt.Sprintf("%s: %d instances", n.Name(), d.Instances)
 		}
 		got := map[string]int64{}
 		for _, r := range d.Regions {
@@ -363,10 +363,10 @@ func (s *scaleRun) wholeShop(nodes []*scaleNode, sent *shopTally) (bool, string)
 		}
 		for _, r := range Regions() {
 			if _, ok := got[r]; !ok {
-				return false, fmt.Sprintf("%s: no region %s", n.name, r)
+				return false, fmt.Sprintf("%s: no region %s", n.Name(), r)
 			}
 			if sent != nil && got[r] < sent.regions[r].Orders {
-				return false, fmt.Sprintf("%s: %d orders in %s, of the %d sent", n.name, got[r], r, sent.regions[r].Orders)
+				return false, fmt.Sprintf("%s: %d orders in %s, of the %d sent", n.Name(), got[r], r, sent.regions[r].Orders)
 			}
 		}
 	}
@@ -383,7 +383,7 @@ func (s *scaleRun) samePages(nodes []*scaleNode) Dashboard {
 		for _, n := range nodes {
 			d, err := s.dashboard(n)
 			if err != nil {
-				return false, n.name + ": " + err.Error()
+				return false, n.Name() + ": " + err.Error()
 			}
 			pages = append(pages, d)
 		}
@@ -392,7 +392,7 @@ func (s *scaleRun) samePages(nodes []*scaleNode) Dashboard {
 	for i, d := range pages[1:] {
 		if !reflect.DeepEqual(d.Total, pages[0].Total) || !reflect.DeepEqual(d.Regions, pages[0].Regions) ||
 			!reflect.DeepEqual(d.Segments, pages[0].Segments) || d.Rejected != pages[0].Rejected {
-			s.t.Errorf("%s and %s show different figures:\n%+v\n%+v", nodes[0].name, nodes[i+1].name, pages[0], d)
+			s.t.Errorf("%s and %s show different figures:\n%+v\n%+v", nodes[0].Name(), nodes[i+1].Name(), pages[0], d)
 		}
 	}
 	return pages[0]
@@ -403,7 +403,7 @@ func (s *scaleRun) samePages(nodes []*scaleNode) Dashboard {
 func (s *scaleRun) customers(n *scaleNode) map[string]CustomerStats {
 	s.t.Helper()
 	var out map[string]CustomerStats
-	itest.Eventually(s.t, itest.Timeout(), "the customers through "+n.name, func() (bool, string) {
+	itest.Eventually(s.t, itest.Timeout(), "the customers through "+n.Name(), func() (bool, string) {
 		var err error
 		out, err = scaleStoreAll[CustomerStats](n.url, StoreCustomers)
 		if err != nil {
